@@ -1,0 +1,171 @@
+"""model.py: the five architectures as configurations of one decoder."""
+
+import math
+
+import pytest
+import torch
+
+from attention import attention
+from model import ARCHS, GPT, GPTConfig, KVCache, alibi_slopes
+
+SMALL = dict(vocab_size=97, block_size=24, n_layer=4, n_head=4, n_embd=32, window=5)
+
+
+def make(arch, seed=0, std=None, **overrides):
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig.from_arch(arch, **{**SMALL, **overrides})).eval()
+    if std is not None:
+        # GPT-2's init (std 0.02) leaves a fresh model repeating its input token: the tied
+        # embedding dominates the logits. Large weights make attention decide the next token.
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.normal_(0.0, std)
+    return model
+
+
+def tokens(B, T, seed=1):
+    return torch.randint(0, SMALL["vocab_size"], (B, T), generator=torch.Generator().manual_seed(seed))
+
+
+def test_layer_patterns():
+    assert [make("swan", n_layer=9).config.layer_kind(i) for i in range(9)] == list("NSSSNSSSN")
+    for arch, expect in dict(gpt="G", nope="N", swa="S", swat="S").items():
+        model = make(arch)
+        assert {block.attn.kind for block in model.transformer.h} == {expect}
+    swat = make("swat").transformer.h[0].attn
+    assert swat.config.attn == "sigmoid"
+    assert torch.equal(swat.alibi_slopes, torch.tensor([-0.5, -0.25, 0.5, 0.25]))
+    assert torch.equal(alibi_slopes(4, "negative"), torch.tensor([-0.5, -0.25, -0.125, -0.0625]))
+
+
+def test_any_length_and_loss():
+    model = make("swan")
+    idx, targets = tokens(2, 67), tokens(2, 67, seed=2)  # past block_size=24: RoPE tables grow
+    logits, loss = model(idx, targets)
+    assert logits.shape == (2, 67, 97)
+    assert abs(loss.item() - math.log(97)) < 0.5  # a fresh model is near uniform
+    _, per_token = model(idx, targets, reduction="none")
+    assert per_token.shape == (2, 67)
+    assert torch.allclose(per_token.mean(), loss)
+    last, none = model(idx)
+    assert none is None and torch.allclose(last[:, 0], logits[:, -1], atol=1e-5)
+
+
+def test_window_covering_everything_is_gpt():
+    # An S layer whose window reaches every key is a G layer: same weights, same outputs.
+    gpt, swa = make("gpt"), make("swa", window=67)
+    swa.load_state_dict(gpt.state_dict(), strict=True)
+    idx = tokens(2, 67)
+    assert torch.allclose(gpt(idx, idx)[0], swa(idx, idx)[0], atol=1e-5)
+    swa_short = make("swa", window=5)
+    swa_short.load_state_dict(gpt.state_dict())
+    assert not torch.allclose(gpt(idx, idx)[0], swa_short(idx, idx)[0], atol=1e-3)
+
+
+def test_gpt_state_dict_converts_to_swan_and_swat():
+    gpt = make("gpt")
+    for arch in ("swan", "swat", "nope"):
+        model = make(arch, seed=1)
+        model.load_state_dict(gpt.state_dict(), strict=True)  # RoPE, window, slopes: no parameters
+        assert torch.equal(model.lm_head.weight, gpt.lm_head.weight)
+
+
+def test_dynamic_scaling_only_in_eval_and_only_with_nope_layers():
+    idx = tokens(2, 67)
+    for arch in ("swan", "nope"):
+        model = make(arch)
+        plain = model(idx, idx)[0]
+        model.config.scale_base = 16.0
+        assert not torch.allclose(model(idx, idx)[0], plain, atol=1e-4), arch  # eval: scaled
+        model.train()
+        assert torch.allclose(model(idx, idx)[0], plain, atol=1e-6), arch  # training: never
+    for arch in ("gpt", "swa"):  # no N layer: nothing to scale
+        model = make(arch)
+        plain = model(idx, idx)[0]
+        model.config.scale_base = 16.0
+        assert torch.allclose(model(idx, idx)[0], plain, atol=1e-6), arch
+
+
+def test_dynamic_scaling_formula(monkeypatch):
+    # The scaled N layer hands attention() its queries times log(a + n) / log(a), n = 0, 1, ...
+    import model as model_module
+    seen = []
+
+    def spy(q, k, v, **kw):
+        seen.append(q)
+        return attention(q, k, v, **kw)
+
+    monkeypatch.setattr(model_module, "attention", spy)
+    model = make("nope", n_layer=1, scale_base=8.0)
+    idx = tokens(1, 13)
+    model(idx, idx)
+    model.config.scale_base = None
+    model(idx, idx)
+    scaled_q, plain_q = seen
+    n = torch.arange(13, dtype=torch.float32)
+    factor = torch.log(8.0 + n) / math.log(8.0)
+    assert factor[0] == 1.0 and factor[-1] > 1.4
+    assert torch.allclose(scaled_q, plain_q * factor.view(13, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["gpt", "swan", "swat", "nope", "swa"])
+def test_cached_greedy_generation_equals_recomputation(arch):
+    # 10 prompt + 40 new tokens: past block_size (24) and far past the window (5).
+    model = make(arch, std=0.5, scale_base=10.0 if arch in ("swan", "nope") else None).double()
+    prompt = tokens(2, 10)
+    cached = model.generate(prompt, 40, temperature=0, use_cache=True)
+    recomputed = model.generate(prompt, 40, temperature=0, use_cache=False)
+    assert cached.shape == (2, 50)
+    assert len(set(cached[:, 10:].flatten().tolist())) > 5  # varied continuations, not one token repeated
+    assert torch.equal(cached, recomputed)
+
+
+def test_cache_of_window_layers_is_bounded():
+    model = make("swan")
+    cache = KVCache(model.config.n_layer)
+    model(tokens(1, 30), cache=cache)
+    for step in range(20):
+        model(tokens(1, 1, seed=step), cache=cache)
+    assert cache.pos == 50
+    assert [cache.k[layer].shape[2] for layer in range(4)] == [50, 5, 5, 5]  # N keeps all, S keeps W
+
+
+def test_sampling_options():
+    model = make("swan")
+    torch.manual_seed(0)
+    out = model.generate(tokens(3, 4), 6, temperature=0.8, top_k=1)
+    assert torch.equal(out, model.generate(tokens(3, 4), 6, temperature=0))  # top_k=1 is greedy
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("layer_pattern", "NSX", "layer_pattern"),
+    ("layer_pattern", "", "layer_pattern"),
+    ("window", 0, "window"),
+    ("n_embd", 30, "n_embd"),
+    ("n_head", 8, "n_head"),  # 32 / 8 = 4 is even, so use 16 wide below
+    ("attn", "relu", "attn"),
+    ("alibi", "positive", "alibi"),
+    ("scale_base", 1.0, "scale_base"),
+])
+def test_bad_configs_raise(field, value, message):
+    kwargs = dict(SMALL, **{field: value})
+    if field == "n_head":
+        kwargs["n_embd"] = 24  # head dim 3: odd, so RoPE cannot pair it
+    with pytest.raises(ValueError, match=message):
+        GPTConfig(**kwargs)
+    with pytest.raises(ValueError, match="arch"):
+        GPTConfig.from_arch("llama")
+
+
+def test_optimizer_groups():
+    model = make("swan")
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.95), "cpu")
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and all(p.dim() == 2 for p in decay["params"])
+    assert no_decay["weight_decay"] == 0.0 and all(p.dim() == 1 for p in no_decay["params"])
+    assert sum(p.numel() for g in opt.param_groups for p in g["params"]) == model.num_params()
+
+
+def test_archs_cover_the_five_presets():
+    assert set(ARCHS) == {"gpt", "nope", "swa", "swan", "swat"}
