@@ -35,11 +35,11 @@ ARCHS = {  # the presets the scripts name with --arch
 class GPTConfig:
     vocab_size: int = 8192
     block_size: int = 256  # the training length L; forward accepts any length
-    n_layer: int = 6
-    n_head: int = 6
-    n_embd: int = 384
+    n_layer: int = 4  # the defaults are the small CPU model `python train.py` trains
+    n_head: int = 4
+    n_embd: int = 256
     layer_pattern: str = "NSSS"  # cycled over the layers: G, N or S per layer
-    window: int = 128  # keys an S layer sees, itself included
+    window: int = 64  # keys an S layer sees, itself included
     rope_base: float = 10000.0
     attn: str = "softmax"  # "softmax" | "sigmoid" (SWAT)
     alibi: str = "none"  # "none" | "balanced" | "negative": per-head slopes added to the logits
@@ -211,7 +211,7 @@ class GPT(nn.Module):
         if targets is None:  # generation needs only the last position's logits
             return self.lm_head(x[:, [-1], :]), None  # (B, 1, vocab)
         logits = self.lm_head(x)  # (B, T, vocab)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.view(-1), reduction=reduction)
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
         return logits, loss if reduction != "none" else loss.view(B, T)
 
     @torch.no_grad()

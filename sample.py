@@ -1,0 +1,67 @@
+"""
+Sample from a trained model. max_new_tokens may run far past the training length: that is the point
+of SWAN (its S layers cache only `window` keys, its N layers see everything).
+
+    python sample.py --out_dir=out --start="ROMEO." --max_new_tokens=2000
+    python sample.py --out_dir=out --start=FILE:prompt.txt --scale_base=256 --num_samples=1
+"""
+
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from data.prepare import DataError, load_tokenizer
+from train import load_model, parse_settings
+
+
+@dataclass
+class SampleConfig:
+    out_dir: str = "out"  # a run directory (or a ckpt.pt)
+    start: str = ""  # prompt text, or FILE:path; empty = the start of a new document
+    num_samples: int = 3
+    max_new_tokens: int = 500
+    temperature: float = 0.8  # 0 = greedy
+    top_k: int = 200  # 0 = no top-k cut
+    scale_base: float | None = None  # dynamic attention scaling for N layers (None = off)
+    data_dir: str = ""  # where the tokenizer is; default: the checkpoint's dataset
+    device: str = "auto"
+    seed: int = 1337
+
+
+def main(argv):
+    cfg = SampleConfig(**parse_settings(argv, SampleConfig))
+    if cfg.num_samples < 1 or cfg.max_new_tokens < 1 or cfg.temperature < 0:
+        raise SystemExit("error: num_samples and max_new_tokens must be >= 1 and temperature >= 0")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    torch.manual_seed(cfg.seed)
+    model, ckpt = load_model(cfg.out_dir, device, scale_base=cfg.scale_base)
+    model.eval()
+    data_dir = cfg.data_dir or ckpt["data"]["data_dir"]
+    try:
+        enc = load_tokenizer(data_dir)
+    except DataError as e:
+        raise SystemExit(f"error: {e} (point --data_dir at the dataset the model was trained on)")
+    if enc.n_vocab > model.config.vocab_size:
+        raise SystemExit(f"error: the tokenizer in {data_dir} has {enc.n_vocab} tokens but the model only "
+                         f"{model.config.vocab_size}: it is not the tokenizer this checkpoint was trained with")
+
+    start = cfg.start
+    if start.startswith("FILE:"):
+        try:
+            start = open(start[5:], encoding="utf-8").read()
+        except OSError as e:
+            raise SystemExit(f"error: cannot read the prompt file {start[5:]}: {e.strerror}")
+    ids = [enc.eot_token] + enc.encode_ordinary(start)  # a prompt begins a fresh document
+    idx = torch.tensor([ids] * cfg.num_samples, device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
+    with autocast:
+        out = model.generate(idx, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None)
+    for row in out.tolist():
+        print(enc.decode(row[1:]))
+        print("-" * 60)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
