@@ -1,0 +1,38 @@
+"""Test setup shared by every test file: the repository root on sys.path, and Triton's
+interpreter on machines without a GPU (it must be chosen before triton is first imported)."""
+
+import os
+import pathlib
+import sys
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A prepared dataset of 12 small documents (300-token BPE), made once per test session."""
+    from data.prepare import prepare
+    root = tmp_path_factory.mktemp("corpus")
+    rng = np.random.default_rng(0)
+    words = "the king and queen of a fair land spoke to their lords upon the hill at night".split()
+    for d in range(12):
+        lines = [" ".join(rng.choice(words, size=rng.integers(4, 10))).capitalize() + "." for _ in range(120)]
+        (root / f"doc{d:02d}.txt").write_text("\n".join(lines))
+    return prepare(str(root), out_dir=str(tmp_path_factory.mktemp("data")), vocab_size=300)
+
+
+@pytest.fixture
+def tiny_args(tiny_data):
+    """train.py arguments for a model small enough to train in a second on the tiny data."""
+    return [f"--data_dir={tiny_data}", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32",
+            "--window=8", "--batch_size=4", "--eval_iters=2", "--sample_tokens=0", "--device=cpu",
+            "--log_interval=1", "--warmup_iters=2", "--learning_rate=1e-2"]
