@@ -169,3 +169,17 @@ def test_optimizer_groups():
 
 def test_archs_cover_the_five_presets():
     assert set(ARCHS) == {"gpt", "nope", "swa", "swan", "swat"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("arch", ["swan", "swat"])
+def test_cached_generation_on_the_gpu(arch):
+    # On CUDA the S layers run the Triton kernel: the decode form (one query) and the full form
+    # must agree with each other and with the CPU model.
+    model = make(arch, std=0.5, window=17, n_embd=64)  # head dim 16: the smallest the kernel takes
+    prompt = tokens(2, 10)
+    on_cpu = model.generate(prompt, 60, temperature=0)
+    model = model.cuda()
+    cached = model.generate(prompt.cuda(), 60, temperature=0, use_cache=True)
+    recomputed = model.generate(prompt.cuda(), 60, temperature=0, use_cache=False)
+    assert torch.equal(cached, recomputed) and torch.equal(cached.cpu(), on_cpu)
