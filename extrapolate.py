@@ -1,0 +1,357 @@
+"""
+Loss versus context length, out to 32x the training length L: the project's headline figure.
+
+    python extrapolate.py out-gpt out-swan                       # L, 2L, 4L ... 32L (L: the first run's)
+    python extrapolate.py out-swan --scale_base=off,128,362,1000 --tune_scale
+    python extrapolate.py out-*/ckpt.pt --lengths=512,4096 --num_windows=64 --out=figs/ext
+
+Every run is evaluated on the val documents of its dataset, at each length T on the SAME windows:
+T + 1 tokens (inputs and shifted targets) inside one document, never across a boundary, never
+overlapping, chosen by a fixed seed before any model is seen. Reported per run and setting: the
+mean loss over every predicted token, and for the longest length the loss by position in
+log-spaced bins of context size (tokens seen: 1, 2-3, 4-7, ...), the paper's per-position view.
+
+Runs with N (NoPE) layers are also evaluated with dynamic attention scaling, one row per base in
+--scale_base (`off` = none). --tune_scale picks each run's base on a quarter of the val documents
+kept apart (every 4th by length, longest first) at the longest length; those documents are then
+left out of every reported number. Writes PREFIX.csv (every number) and PREFIX.png (two panels),
+and prints a markdown table.
+"""
+
+import csv
+import math
+import os
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data.prepare import DataError, load_meta, load_split
+from model import ARCHS
+from train import load_model, parse_settings
+
+BATCH_TOKENS = 65536  # tokens per forward: 16384 tokens x 8192 vocab of fp32 logits is 0.5 GB already
+TUNE_GRID = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # --tune_scale's candidates when none are listed
+
+
+@dataclass
+class ExtrapolateConfig:
+    lengths: str = ""  # comma-separated eval lengths; default L, 2L, 4L, ... up to max_len
+    max_len: int = 0  # default 32 L
+    scale_base: str = ""  # comma-separated bases a > 1 and/or `off`, for runs with N layers
+    tune_scale: bool = False  # also a per-run base tuned on held-out val documents
+    num_windows: int = 32  # windows per length (fewer if fewer fit)
+    batch_size: int = 8  # windows per forward, capped at BATCH_TOKENS tokens
+    device: str = "auto"  # auto | cpu | cuda
+    out: str = "extrapolation"  # writes OUT.csv and OUT.png
+    data_dir: str = ""  # default: the dataset the runs were trained on
+    seed: int = 1337
+
+
+def parse_args(argv):
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip())
+        raise SystemExit(0)
+    runs = [a for a in argv if not a.startswith("--")]
+    flags = [a + "=true" if a == "--tune_scale" else a for a in argv if a.startswith("--")]
+    cfg = ExtrapolateConfig(**parse_settings(flags, ExtrapolateConfig))
+    if not runs:
+        raise SystemExit("error: name at least one run directory (or ckpt.pt): python extrapolate.py OUT_DIR [...]")
+    for key in ("num_windows", "batch_size"):
+        if getattr(cfg, key) < 1:
+            raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.lengths and cfg.max_len:
+        raise SystemExit("error: give --lengths or --max_len, not both")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise SystemExit(f"error: --device must be auto, cpu or cuda, got {cfg.device!r}")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device=cuda but no CUDA GPU is available")
+    lengths = sorted(parse_list("lengths", cfg.lengths, int)) if cfg.lengths else None  # None: from L
+    bases = parse_list("scale_base", cfg.scale_base, scale_item) if cfg.scale_base else [None]
+    out_dir = os.path.dirname(os.path.abspath(cfg.out))  # checked now, not after the evaluation
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"error: cannot create {out_dir} for --out={cfg.out}: {e.strerror}")
+    if not os.access(out_dir, os.W_OK):
+        raise SystemExit(f"error: cannot write to {out_dir} (--out={cfg.out})")
+    return runs, cfg, lengths, bases, device
+
+
+def parse_list(key, text, item):
+    try:
+        values = [item(v.strip()) for v in text.split(",")]
+    except ValueError:
+        values = None
+    if not values or any(v is not None and not (v > (1 if key == "scale_base" else 0)) for v in values):
+        want = "bases > 1 or off" if key == "scale_base" else "integers >= 1"
+        raise SystemExit(f"error: --{key}={text!r} is not a comma-separated list of {want}")
+    return list(dict.fromkeys(values))  # duplicates dropped, order kept
+
+
+def scale_item(v):
+    return None if v.lower() in ("off", "none") else float(v)
+
+
+def setting_name(base):
+    return "off" if base is None else f"a={base:g}"
+
+
+# -----------------------------------------------------------------------------
+# windows: chosen once per length, from the documents alone, so every model sees the same ones
+
+
+def choose_windows(spans, T, num_windows, seed):
+    """Starts of up to num_windows windows of T + 1 tokens, each inside one document [start, end)
+    of spans (n_docs, 2), none overlapping. Round-robin over the documents in a seeded order, so
+    the windows spread over as many documents as possible; the same arguments give the same
+    windows on every run, whichever other lengths are evaluated."""
+    rng = np.random.default_rng([seed, T])
+    per_doc = []
+    for d in rng.permutation(len(spans)):
+        start, end = (int(x) for x in spans[d])
+        n = (end - start) // (T + 1)  # non-overlapping slots in this document
+        shift = int(rng.integers(0, (end - start) - n * (T + 1) + 1))  # slack placed at random
+        per_doc.append(list(start + shift + (T + 1) * rng.permutation(n)))
+    chosen = []
+    while len(chosen) < num_windows and any(per_doc):
+        for slots in per_doc:
+            if slots and len(chosen) < num_windows:
+                chosen.append(slots.pop())
+    return np.sort(np.array(chosen, dtype=np.int64))  # (n_windows,)
+
+
+def tuning_split(spans):
+    """(tune, report) document indices: every 4th document by length, longest first, is kept for
+    tuning: a quarter of the documents, spread over the lengths, and the longest one among them."""
+    order = np.argsort(-(spans[:, 1] - spans[:, 0]), kind="stable")
+    return np.sort(order[::4]), np.sort(np.setdiff1d(order, order[::4]))
+
+
+def position_bins(T):
+    """Log-spaced bins of context size c = position + 1, inclusive: [1,1], [2,3], [4,7], ..., [2^k, T]."""
+    lows = [2 ** k for k in range(max(1, (T - 1).bit_length()))]  # 1, 2, 4, ... < T
+    return [(lo, (lows[i + 1] - 1) if i + 1 < len(lows) else T) for i, lo in enumerate(lows)]
+
+
+# -----------------------------------------------------------------------------
+# evaluation
+
+
+@torch.no_grad()
+def window_losses(model, tokens, starts, T, batch_size, device, autocast, bar=None):
+    """Per-position loss summed over the windows at starts: (T,) float64 on the CPU."""
+    total = torch.zeros(T, dtype=torch.float64)
+    batch = max(1, min(batch_size, BATCH_TOKENS // T))  # long windows go one or a few at a time
+    for i in range(0, len(starts), batch):
+        chunk = np.stack([tokens[s:s + T + 1] for s in starts[i:i + batch]]).astype(np.int64)  # (b, T+1)
+        chunk = torch.from_numpy(chunk).to(device)
+        with autocast:
+            _, loss = model(chunk[:, :-1], chunk[:, 1:], reduction="none")  # (b, T)
+        total += loss.double().sum(0).cpu()
+        if bar is not None:
+            bar.update(chunk.shape[0] * T)
+    return total
+
+
+def run_label(where):
+    path = os.path.normpath(where)
+    return os.path.basename(os.path.dirname(path) if os.path.basename(path) == "ckpt.pt" else path) or path
+
+
+def arch_of(config):
+    found = [name for name, a in ARCHS.items() if (config.layer_pattern, config.attn, config.alibi) ==
+             (a["layer_pattern"], a["attn"], a["alibi"])]
+    return found[0] if found else "custom"
+
+
+def tokenizer_id(meta):  # what makes the token ids of two datasets mean the same thing
+    return meta["tokenizer"], meta["vocab_size"], meta.get("tokenizer_sha256")
+
+
+def same_tokenizer(a, b):  # the hash is missing for gpt2, and when a run's dataset is gone
+    return a[:2] == b[:2] and (None in (a[2], b[2]) or a[2] == b[2])
+
+
+def load_runs(runs, cfg):
+    models = []
+    for where in runs:
+        model, ckpt = load_model(where, "cpu")
+        try:
+            trained_id = tokenizer_id(load_meta(ckpt["data"]["data_dir"]))
+        except DataError:  # the dataset moved or was never copied here: trust the checkpoint
+            trained_id = (ckpt["data"]["tokenizer"], ckpt["data"]["vocab_size"], None)
+        label = run_label(where)
+        if label in [m["label"] for m in models]:
+            label = where  # two runs named alike: the paths tell them apart
+        models.append(dict(label=label, model=model.eval(), data_dir=ckpt["data"]["data_dir"],
+                           tok=trained_id, arch=arch_of(model.config), pattern=model.config.layer_pattern))
+    first = models[0]
+    for m in models[1:]:
+        if not same_tokenizer(m["tok"], first["tok"]):
+            raise SystemExit(f"error: {m['label']} and {first['label']} were trained with different tokenizers ("
+                             f"{m['tok'][0]} {m['tok'][1]} vs {first['tok'][0]} {first['tok'][1]}): their losses do not compare")
+        if m["data_dir"] != first["data_dir"] and not cfg.data_dir:
+            raise SystemExit(f"error: {m['label']} and {first['label']} were trained on different datasets "
+                             f"({m['data_dir']} vs {first['data_dir']}); pass --data_dir=... to evaluate both on one")
+    data_dir = cfg.data_dir or first["data_dir"]
+    try:
+        meta = load_meta(data_dir)
+        tokens, spans = load_split(data_dir, "val")
+    except DataError as e:
+        raise SystemExit(f"error: {e} (point --data_dir at the dataset the runs were trained on)")
+    if not same_tokenizer(tokenizer_id(meta), first["tok"]):
+        raise SystemExit(f"error: {data_dir} is tokenized differently ({meta['tokenizer']} {meta['vocab_size']}) "
+                         f"from the runs' training data; it is not the dataset they were trained on")
+    return models, data_dir, tokens, spans
+
+
+def main(argv):
+    runs, cfg, lengths, bases, device = parse_args(argv)
+    models, data_dir, tokens, spans = load_runs(runs, cfg)
+    L = models[0]["model"].config.block_size
+    if lengths is None:
+        max_len = cfg.max_len or 32 * L
+        if max_len < L:
+            raise SystemExit(f"error: --max_len={max_len} is below the training length L={L}")
+        lengths = [L << k for k in range((max_len // L).bit_length())]  # L, 2L, 4L, ... <= max_len
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    if len({m["model"].config.block_size for m in models}) > 1:
+        print(f"note: the runs were trained at different lengths; L = {L}, the first run's")
+
+    # the documents: with --tune_scale a quarter is set apart for tuning and never reported on
+    has_n = [m for m in models if "N" in m["pattern"]]  # scaling only touches N layers
+    if (cfg.scale_base or cfg.tune_scale) and not has_n:
+        print("note: no run has an N layer, so no scaling applies: each is evaluated once (off)")
+    report_docs, tune_docs = np.arange(len(spans)), np.array([], dtype=np.int64)
+    if cfg.tune_scale and has_n:
+        if len(spans) < 2:
+            raise SystemExit(f"error: --tune_scale needs at least 2 val documents; {data_dir} has {len(spans)}")
+        tune_docs, report_docs = tuning_split(spans)
+
+    # the windows: chosen once per length, before any model is evaluated
+    windows = {}
+    longest_doc = int((spans[report_docs, 1] - spans[report_docs, 0]).max())
+    for T in lengths:
+        starts = choose_windows(spans[report_docs], T, cfg.num_windows, cfg.seed)
+        if len(starts) == 0:
+            print(f"length {T}: skipped, no val document has {T + 1} tokens (the longest has {longest_doc})")
+        elif len(starts) < cfg.num_windows:
+            print(f"length {T}: only {len(starts)} windows fit (asked for {cfg.num_windows})")
+        if len(starts):
+            windows[T] = starts
+    if not windows:
+        raise SystemExit(f"error: no length fits in the val documents of {data_dir} "
+                         f"(the longest has {longest_doc} tokens)")
+    lengths, T_max = list(windows), max(windows)
+    grid, T_tune, tune_windows = [], 0, np.array([], dtype=np.int64)
+    if len(tune_docs):
+        grid = bases if cfg.scale_base else list(TUNE_GRID)
+        for T_tune in reversed(lengths):  # the longest length the tuning documents reach
+            tune_windows = choose_windows(spans[tune_docs], T_tune, cfg.num_windows, cfg.seed + 1)
+            if len(tune_windows):
+                break
+        if not len(tune_windows):
+            raise SystemExit(f"error: no evaluated length fits in the {len(tune_docs)} tuning documents")
+        print(f"tuning scale_base at length {T_tune} on {len(tune_windows)} windows of {len(tune_docs)} "
+              f"held-out val documents, over {', '.join(map(setting_name, grid))}")
+
+    # evaluate: models x settings x lengths, the bar counting tokens (long windows cost more)
+    per_model = sum(len(s) * T for T, s in windows.items())
+    total = sum(len(bases) + cfg.tune_scale if "N" in m["pattern"] else 1 for m in models) * per_model
+    bar = tqdm(total=total + len(has_n) * len(grid) * len(tune_windows) * T_tune, unit="tok", unit_scale=True,
+               dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)  # a log file: a line per 30 s
+    rows, curves = [], []
+    for m in models:
+        model, config = m["model"].to(device), m["model"].config
+
+        def losses(base, starts, T, name):  # (T,) loss summed over the windows, at scaling base
+            config.scale_base = base  # read by the N layers, in eval mode only
+            bar.set_description(f"{m['label']} {name} T={T}", refresh=False)
+            return window_losses(model, tokens, starts, T, cfg.batch_size, device, autocast, bar)
+
+        def row(setting, base, kind, T, loss, n_windows, **bins):
+            rows.append(dict(model=m["label"], arch=m["arch"], layer_pattern=m["pattern"], setting=setting,
+                             scale_base=base or "", kind=kind, length=T, loss=loss, n_windows=n_windows,
+                             n_tokens=n_windows * (bins["bin_hi"] - bins["bin_lo"] + 1 if bins else T), **bins))
+
+        settings = [(setting_name(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
+        if "N" in m["pattern"] and len(grid):
+            tuned = {}  # base: loss at T_tune on the tuning windows; the lowest wins
+            for base in grid:
+                loss = losses(base, tune_windows, T_tune, "tune " + setting_name(base))  # (T_tune,)
+                tuned[base] = loss.sum().item() / (len(tune_windows) * T_tune)
+                row(setting_name(base), base, "tune", T_tune, tuned[base], len(tune_windows))
+            best = min(tuned, key=tuned.get)
+            settings.append((f"tuned ({setting_name(best)})", best))
+            tqdm.write(f"{m['label']}: tuned scale_base {setting_name(best)} "
+                       f"({', '.join(f'{setting_name(b)} {v:.3f}' for b, v in tuned.items())})")
+        for name, base in settings:
+            means = {}
+            for T, starts in windows.items():
+                loss = losses(base, starts, T, name)  # (T,)
+                means[T] = loss.sum().item() / (len(starts) * T)
+                row(name, base, "mean", T, means[T], len(starts))
+            # the per-position view of the longest length (the last one: `loss` and `starts` are its)
+            per_pos = [(loss[lo - 1:hi].sum().item() / (len(starts) * (hi - lo + 1)), lo, hi)
+                       for lo, hi in position_bins(T_max)]  # position p has seen p + 1 tokens
+            for value, lo, hi in per_pos:
+                row(name, base, "position", T_max, value, len(starts), bin_lo=lo, bin_hi=hi)
+            run = f"{m['label']} [{m['arch']} {m['pattern']}]"
+            curves.append(dict(run=run, setting=name, label=f"{run} {name}", model=m["label"], means=means,
+                               per_pos=per_pos))
+        config.scale_base = None
+        m["model"] = model.cpu()  # frees the GPU for the next run
+    bar.close()
+
+    # CSV (every number), markdown table, figure
+    columns = ["model", "arch", "layer_pattern", "setting", "scale_base", "kind", "length", "bin_lo", "bin_hi",
+               "loss", "n_tokens", "n_windows"]
+    with open(cfg.out + ".csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"\nmean val loss by eval length (L = {L}; {data_dir}, {len(report_docs)} documents)\n")
+    print("| model | setting | " + " | ".join(f"{T} ({T / L:g}x)" for T in lengths) + " |")
+    print("| --- | --- |" + " ---: |" * len(lengths))
+    for c in curves:
+        print(f"| {c['run']} | {c['setting']} | " + " | ".join(f"{c['means'][T]:.3f}" for T in lengths) + " |")
+    plot(curves, lengths, L, T_max, cfg.out + ".png")
+    print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")
+    return dict(lengths=lengths, windows=windows, tune_windows=tune_windows, tune_docs=tune_docs,
+                report_docs=report_docs, rows=rows, curves=curves)
+
+
+def plot(curves, lengths, L, T_max, path):
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    models = list(dict.fromkeys(c["model"] for c in curves))
+    for i, c in enumerate(curves):  # a colour per run, a line style per scaling setting
+        color = f"C{models.index(c['model']) % 10}"
+        style = ["-", "--", ":", "-."][sum(d["model"] == c["model"] for d in curves[:i]) % 4]
+        ax1.plot(lengths, [c["means"][T] for T in lengths], style, color=color, marker="o", ms=4, label=c["label"])
+        x = [math.sqrt(lo * hi) for _, lo, hi in c["per_pos"]]  # geometric centre of each bin
+        ax2.plot(x, [v for v, _, _ in c["per_pos"]], style, color=color, marker=".", label=c["label"])
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.axvline(L, color="gray", lw=1, ls="--")  # the training length: right of it is extrapolation
+        ax.text(L, 0.98, f" L={L}", transform=ax.get_xaxis_transform(), va="top", color="gray", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.set_ylabel("val loss (nats/token)")
+    ax1.set(xlabel="eval length (tokens)", title="mean loss vs eval length")
+    ax2.set(xlabel="context size (tokens seen)", title=f"loss by position at T={T_max} ({T_max / L:g}x L)")
+    ax1.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
