@@ -11,17 +11,17 @@ from attention import attention
 
 
 def reference(q, k, v, window=None, kind="softmax", alibi_slopes=None, scale=None):
-    """Dense masked attention in float64: the definition, with no cleverness."""
+    """Dense masked attention in float64, the queries being the last Tq positions of the keys:
+    the definition, with no cleverness. tests/test_attention_triton.py checks the kernel with it too."""
     q, k, v = q.double(), k.double(), v.double()
     H, Tq, D = q.shape[1], q.shape[2], q.shape[3]
     Tk = k.shape[2]
     scale = D ** -0.5 if scale is None else scale
-    i = torch.arange(Tk - Tq, Tk)[:, None]
-    j = torch.arange(Tk)[None, :]
-    visible = (i - j >= 0) & ((i - j < window) if window is not None else True)
+    dist = torch.arange(Tk - Tq, Tk, device=q.device)[:, None] - torch.arange(Tk, device=q.device)[None, :]
+    visible = (dist >= 0) & (dist < (window or Tk))
     logits = scale * q @ k.transpose(-1, -2)
     if alibi_slopes is not None:
-        logits = logits + alibi_slopes.double().view(H, 1, 1) * (i - j)
+        logits = logits + alibi_slopes.double().view(H, 1, 1) * dist
     if kind == "softmax":
         weights = logits.masked_fill(~visible, float("-inf")).softmax(-1)
     else:

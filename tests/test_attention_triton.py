@@ -1,4 +1,4 @@
-"""The Triton path of attention() against a dense float64 reference written here.
+"""The Triton path of attention() against the dense float64 reference of test_attention.py.
 
 Without a GPU the kernels run in Triton's interpreter (tests/conftest.py sets TRITON_INTERPRET)
 in float32, which reaches float32 rounding; on a GPU the same cases run there, and the tests
@@ -8,30 +8,13 @@ import pytest
 import torch
 
 from attention import attention
+from test_attention import reference  # the float64 definition
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
 cuda_only = pytest.mark.skipif(not CUDA, reason="needs a GPU")
 # masked-out sigmoid logits may overflow exp2 to inf (giving weight 0, as meant); numpy says so
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp2:RuntimeWarning")
-
-
-def reference(q, k, v, window=None, kind="softmax", alibi_slopes=None, scale=None):
-    """Dense masked attention in float64, the queries being the last Tq positions of the keys."""
-    q, k, v = q.double(), k.double(), v.double()
-    H, Tq, D = q.shape[1], q.shape[2], q.shape[3]
-    Tk = k.shape[2]
-    scale = D**-0.5 if scale is None else scale
-    dist = torch.arange(Tk - Tq, Tk, device=q.device)[:, None] - torch.arange(Tk, device=q.device)[None, :]
-    visible = (dist >= 0) & (dist < (window or Tk))
-    logits = scale * q @ k.transpose(-1, -2)
-    if alibi_slopes is not None:
-        logits = logits + alibi_slopes.double().view(H, 1, 1) * dist
-    if kind == "softmax":
-        weights = logits.masked_fill(~visible, float("-inf")).softmax(-1)
-    else:
-        weights = torch.sigmoid(logits) * visible
-    return weights @ v
 
 
 def rel_err(a, b):
