@@ -138,16 +138,22 @@ def _logits(a, b, dist, qk_scale, slope, W, MASKED: tl.constexpr, HAS_ALIBI: tl.
 
 
 @triton.jit
+def _load_rows(X, offs, stride, offs_d, n, MASKED: tl.constexpr):
+    # rows `offs` of an (n, D) matrix; the bounds check only on blocks that can run past n
+    if MASKED:
+        x = tl.load(X + offs[:, None] * stride + offs_d[None, :], mask=offs[:, None] < n, other=0.0)
+    else:
+        x = tl.load(X + offs[:, None] * stride + offs_d[None, :])
+    return x
+
+
+@triton.jit
 def _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, lo, hi, Tk, W, qk_scale, slope,
                BN: tl.constexpr, MASKED: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
     for n0 in range(lo, hi, BN):
         offs_j = n0 + tl.arange(0, BN)
-        if MASKED:
-            k = tl.load(K + offs_j[:, None] * skt + offs_d[None, :], mask=offs_j[:, None] < Tk, other=0.0)
-            v = tl.load(V + offs_j[:, None] * svt + offs_d[None, :], mask=offs_j[:, None] < Tk, other=0.0)
-        else:
-            k = tl.load(K + offs_j[:, None] * skt + offs_d[None, :])
-            v = tl.load(V + offs_j[:, None] * svt + offs_d[None, :])
+        k = _load_rows(K, offs_j, skt, offs_d, Tk, MASKED)
+        v = _load_rows(V, offs_j, svt, offs_d, Tk, MASKED)
         dist = fi[:, None] - offs_j[None, :].to(tl.float32)
         p = _logits(q, k, dist, qk_scale, slope, W, MASKED, HAS_ALIBI, SIGMOID)
         if not SIGMOID:
@@ -199,12 +205,8 @@ def _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, lo, hi, Tk, W, 
               BN: tl.constexpr, MASKED: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
     for n0 in range(lo, hi, BN):
         offs_j = n0 + tl.arange(0, BN)
-        if MASKED:
-            k = tl.load(K + offs_j[:, None] * skt + offs_d[None, :], mask=offs_j[:, None] < Tk, other=0.0)
-            v = tl.load(V + offs_j[:, None] * svt + offs_d[None, :], mask=offs_j[:, None] < Tk, other=0.0)
-        else:
-            k = tl.load(K + offs_j[:, None] * skt + offs_d[None, :])
-            v = tl.load(V + offs_j[:, None] * svt + offs_d[None, :])
+        k = _load_rows(K, offs_j, skt, offs_d, Tk, MASKED)
+        v = _load_rows(V, offs_j, svt, offs_d, Tk, MASKED)
         dist = fi[:, None] - offs_j[None, :].to(tl.float32)
         p = _logits(q, k, dist, qk_scale, slope, W, MASKED, HAS_ALIBI, SIGMOID)
         dp = tl.dot(do, tl.trans(v), input_precision="ieee")
@@ -260,13 +262,11 @@ def _dkdv_inner(dk, dv, k, v, Q, DO, LSE, DELTA, sqt, sdot, fj, offs_d, lo, hi, 
     # Transposed tiles (keys x queries), as in the tutorial: dV += P^T dO, dK += dS^T Q.
     for r0 in range(lo, hi, BM):
         offs_r = r0 + tl.arange(0, BM)
+        q = _load_rows(Q, offs_r, sqt, offs_d, Tq, MASKED)
+        do = _load_rows(DO, offs_r, sdot, offs_d, Tq, MASKED)
         if MASKED:  # rows past Tq must not reach the sums over queries, not even as 0 * inf
-            q = tl.load(Q + offs_r[:, None] * sqt + offs_d[None, :], mask=offs_r[:, None] < Tq, other=0.0)
-            do = tl.load(DO + offs_r[:, None] * sdot + offs_d[None, :], mask=offs_r[:, None] < Tq, other=0.0)
             offs_i = tl.where(offs_r < Tq, offs_r + (Tk - Tq), -W)  # out of every band
         else:
-            q = tl.load(Q + offs_r[:, None] * sqt + offs_d[None, :])
-            do = tl.load(DO + offs_r[:, None] * sdot + offs_d[None, :])
             offs_i = offs_r + (Tk - Tq)
         distT = offs_i[None, :].to(tl.float32) - fj[:, None]
         pT = _logits(k, q, distT, qk_scale, slope, W, MASKED, HAS_ALIBI, SIGMOID)
