@@ -22,7 +22,6 @@ import csv
 import math
 import os
 import sys
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from data.prepare import DataError, load_meta, load_split
 from model import ARCHS
-from train import load_model, parse_settings
+from train import autocast_for, load_model, parse_settings, pick_device
 
 BATCH_TOKENS = 65536  # tokens per forward: 16384 tokens x 8192 vocab of fp32 logits is 0.5 GB already
 TUNE_GRID = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # --tune_scale's candidates when none are listed
@@ -65,11 +64,7 @@ def parse_args(argv):
             raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
     if cfg.lengths and cfg.max_len:
         raise SystemExit("error: give --lengths or --max_len, not both")
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise SystemExit(f"error: --device must be auto, cpu or cuda, got {cfg.device!r}")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device=cuda but no CUDA GPU is available")
+    device = pick_device(cfg.device)
     lengths = sorted(parse_list("lengths", cfg.lengths, int)) if cfg.lengths else None  # None: from L
     bases = parse_list("scale_base", cfg.scale_base, scale_item) if cfg.scale_base else [None]
     out_dir = os.path.dirname(os.path.abspath(cfg.out))  # checked now, not after the evaluation
@@ -220,7 +215,7 @@ def main(argv):
             raise SystemExit(f"error: --max_len={max_len} is below the training length L={L}")
         lengths = [L << k for k in range((max_len // L).bit_length())]  # L, 2L, 4L, ... <= max_len
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else nullcontext()
+    autocast = autocast_for(device)
     if len({m["model"].config.block_size for m in models}) > 1:
         print(f"note: the runs were trained at different lengths; L = {L}, the first run's")
 

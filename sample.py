@@ -7,13 +7,12 @@ of SWAN (its S layers cache only `window` keys, its N layers see everything).
 """
 
 import sys
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from data.prepare import DataError, load_tokenizer
-from train import load_model, parse_settings
+from train import autocast_for, load_model, parse_settings, pick_device
 
 
 @dataclass
@@ -34,7 +33,7 @@ def main(argv):
     cfg = SampleConfig(**parse_settings(argv, SampleConfig))
     if cfg.num_samples < 1 or cfg.max_new_tokens < 1 or cfg.temperature < 0:
         raise SystemExit("error: num_samples and max_new_tokens must be >= 1 and temperature >= 0")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model, ckpt = load_model(cfg.out_dir, device, scale_base=cfg.scale_base)
     model.eval()
@@ -55,8 +54,7 @@ def main(argv):
             raise SystemExit(f"error: cannot read the prompt file {start[5:]}: {e.strerror}")
     ids = [enc.eot_token] + enc.encode_ordinary(start)  # a prompt begins a fresh document
     idx = torch.tensor([ids] * cfg.num_samples, device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
-    with autocast:
+    with autocast_for(device):
         out = model.generate(idx, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None)
     for row in out.tolist():
         print(enc.decode(row[1:]))

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
+from data.prepare import DataError, atomic_write, load_meta, load_split, load_tokenizer, prepare
 from model import ARCHS, GPT, GPTConfig
 
 DEFAULT_DATA = "data/shakespeare"  # prepared on first use; any other data_dir must exist
@@ -129,12 +129,24 @@ def build_configs(argv):
     for key in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval"):
         if getattr(cfg, key) < 1:
             raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
-    if cfg.device not in ("auto", "cpu", "cuda"):
-        raise SystemExit(f"error: --device must be auto, cpu or cuda, got {cfg.device!r}")
     if cfg.arch not in ARCHS:
         raise SystemExit(f"error: --arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
     model_settings = {k: v for k, v in settings.items() if k not in names}
     return cfg, model_settings
+
+
+def pick_device(name):
+    """'auto' | 'cpu' | 'cuda' (the --device setting of every script) to a device, or SystemExit."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise SystemExit(f"error: --device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device=cuda but no CUDA GPU is available")
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def autocast_for(device):
+    # bf16 matmuls on the GPU (weights stay fp32); plain fp32 on the CPU
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
 
 
 # -----------------------------------------------------------------------------
@@ -142,9 +154,7 @@ def build_configs(argv):
 
 
 def save_checkpoint(path, **state):
-    tmp = path + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # atomic: a crash leaves the previous checkpoint, never half of one
+    atomic_write(path, lambda f: torch.save(state, f))  # a crash leaves the previous checkpoint whole
 
 
 def checkpoint_path(where):
@@ -218,22 +228,18 @@ def estimate_val_loss(model, val_tokens, cfg, block_size, device, autocast):
 
 def main(argv):
     cfg, model_settings = build_configs(argv)
-    ddp = "RANK" in os.environ  # launched by torchrun
+    device, rank, world = pick_device(cfg.device), 0, 1
+    ddp = "RANK" in os.environ  # launched by torchrun: one process per GPU
     if ddp:
         torch.distributed.init_process_group("nccl")
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
         torch.cuda.set_device(device)
-    else:
-        rank, world = 0, 1
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-        if device == "cuda" and not torch.cuda.is_available():
-            raise SystemExit("error: --device=cuda but no CUDA GPU is available")
     master = rank == 0
     device_type = "cuda" if device.startswith("cuda") else "cpu"
     torch.manual_seed(cfg.seed)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device_type == "cuda" else nullcontext()
+    autocast = autocast_for(device)
 
     # data, prepared on first use when it is the default
     try:

@@ -58,6 +58,7 @@ def test_bad_input(run_dir, tmp_path):
         ([f"--out_dir={run_dir}", "--top_k=many"], "not a valid int"),
         ([f"--out_dir={run_dir}", "--max_new_tokens=0"], "must be >= 1"),
         ([f"--out_dir={run_dir}", "--scale_base=1"], "scale_base"),
+        ([f"--out_dir={run_dir}", "--device=tpu"], "--device must be"),
         (["--temperature"], "--key=value"),
     ]
     for args, message in cases:
