@@ -18,6 +18,11 @@ and the logit is  l_ij = scale * q_i . k_j + slope_h * (i - j)   (the ALiBi term
 The PyTorch path below is exact and memory-lean: a band of W keys never needs a T x T matrix, so
 it walks query blocks and gives each only the keys it can see. The Triton path (further down) is
 the same function as one fused kernel for the GPU.
+
+    attention_decode(q, k, v, key_pos, query_pos, kind="softmax", alibi_slopes=None, scale=None)
+
+is the decoding step against a static-shape cache (model.KVCache), whose slots need not be in
+position order (a window layer's cache is a ring): the same logits, with i - j from key_pos.
 """
 
 import math
@@ -83,6 +88,33 @@ def _attention_torch(q, k, v, window, kind, alibi_slopes, scale, block=128):
             weights = torch.sigmoid(logits).masked_fill(~visible, 0.0)
         outs.append(weights @ vb)  # (B, H, bq, D)
     return torch.cat(outs, dim=2).to(q.dtype)
+
+
+def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slopes=None, scale=None):
+    """One query per sequence against a static-shape KV cache: the decoding step of generation.
+
+    q (B, H, 1, D) at absolute position query_pos, a (1,) tensor on q's device; k, v (B, H, S, D)
+    cache slots, slot s holding the key of position key_pos[s] (S,), negative while still empty.
+    Slots at positions after query_pos are not seen. The cache decides what a layer can see: all
+    positions for a global layer, a ring of `window` slots for a window layer, so no window
+    argument. Nothing here depends on the position's value on the host: every step runs the same
+    kernels on the same shapes, which is what lets a CUDA graph capture it.
+    Decoding reads the whole cache once per step and does little arithmetic on it, so it is bound
+    by memory bandwidth: plain matmuls in the cache's dtype read it at full speed; the logits (a
+    few per key) are then taken to float32 for the bias, mask and softmax."""
+    H = q.shape[1]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    dist = query_pos - key_pos  # (S,) i - j
+    visible = (key_pos >= 0) & (dist >= 0)
+    logits = q @ k.transpose(-1, -2)  # (B, H, 1, S)
+    logits = scale * logits.to(torch.promote_types(logits.dtype, torch.float32))
+    if alibi_slopes is not None:
+        logits = logits + alibi_slopes.to(logits.dtype).view(H, 1, 1) * dist
+    if kind == "softmax":
+        weights = logits.masked_fill(~visible, float("-inf")).softmax(dim=-1)
+    else:
+        weights = torch.sigmoid(logits).masked_fill(~visible, 0.0)
+    return weights.to(v.dtype) @ v  # (B, H, 1, D)
 
 
 # -----------------------------------------------------------------------------

@@ -340,6 +340,11 @@ def plot(curves, lengths, L, T_max, path):
         ax.text(L, 0.98, f" L={L}", transform=ax.get_xaxis_transform(), va="top", color="gray", fontsize=8)
         ax.grid(alpha=0.3)
         ax.set_ylabel("val loss (nats/token)")
+    # a model that blows up past L would squash every other curve flat: the y range covers what all
+    # models do up to L plus a margin, and larger values run off the top (the CSV has them all)
+    within_L = [v for c in curves for v, _, hi in c["per_pos"] if hi <= L]
+    ax1.set_ylim(top=max(max(c["means"][lengths[0]] for c in curves) + 1.5, ax1.get_ylim()[0] + 0.1))
+    ax2.set_ylim(top=max(within_L, default=ax2.get_ylim()[1] - 0.5) + 0.5)
     ax1.set(xlabel="eval length (tokens)", title="mean loss vs eval length")
     ax2.set(xlabel="context size (tokens seen)", title=f"loss by position at T={T_max} ({T_max / L:g}x L)")
     ax1.legend(fontsize=7)

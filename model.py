@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from attention import attention
+from attention import attention, attention_decode
 
 ARCHS = {  # the presets the scripts name with --arch
     "gpt": dict(layer_pattern="G", attn="softmax", alibi="none"),
@@ -94,23 +94,52 @@ def rope_tables(n_pos, head_dim, base, device):
 
 
 def apply_rope(x, cos, sin):  # x (B, H, T, hd); cos, sin (T, hd/2): rotate pairs (x1[i], x2[i])
-    x1, x2 = x.float().chunk(2, dim=-1)
+    x1, x2 = x.to(torch.promote_types(x.dtype, torch.float32)).chunk(2, dim=-1)  # bf16 rotated in fp32
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
 
 
 class KVCache:
-    """Per-layer keys and values for generation. Global layers keep every key; S layers keep only
-    the last `window` (all their next query can see), so their memory is bounded however long the
-    generation runs. `pos` counts every token seen: the absolute position of the next one."""
+    """Keys and values of every layer for generation, in buffers whose shapes never change.
 
-    def __init__(self, n_layer):
-        self.k, self.v, self.pos = [None] * n_layer, [None] * n_layer, 0
+    G and N layers: (B, H, max_len, hd), the key of position p in slot p. S layers: a ring of
+    `window` slots, position p in slot p % window, so their memory is bounded however long the
+    generation runs. Fixed shapes and addresses make every decoding step the same kernels on the
+    same memory, which a CUDA graph can capture (GPT.decoder). `pos` is the absolute position of
+    the next token on the host; `pos_t` holds the same on the device for the captured step."""
 
-    def update(self, layer, k, v, keep=None):  # returns all keys the new queries attend to
-        if self.k[layer] is not None:
-            k, v = torch.cat([self.k[layer], k], dim=2), torch.cat([self.v[layer], v], dim=2)
-        self.k[layer], self.v[layer] = (k, v) if keep is None else (k[:, :, -keep:], v[:, :, -keep:])
-        return k, v
+    def __init__(self, config, batch_size, max_len, device):
+        self.config, self.batch_size, self.max_len = config, batch_size, max_len
+        self.slots = [min(config.window, max_len) if config.layer_kind(layer) == "S" else max_len
+                      for layer in range(config.n_layer)]
+        self.k, self.v = [None] * config.n_layer, [None] * config.n_layer  # allocated on first use
+        self.pos, self.pos_t = 0, torch.zeros(1, dtype=torch.long, device=device)
+
+    def buffers(self, layer, like):  # (k, v) of a layer, in the dtype the keys come in (bf16 under autocast)
+        if self.k[layer] is None:
+            shape = (self.batch_size, self.config.n_head, self.slots[layer], self.config.n_embd // self.config.n_head)
+            self.k[layer], self.v[layer] = like.new_zeros(shape), like.new_zeros(shape)
+        return self.k[layer], self.v[layer]
+
+    def key_positions(self, layer):  # (S,) the position each slot holds (negative: empty), by pos_t
+        slots = torch.arange(self.slots[layer], device=self.pos_t.device)
+        if self.config.layer_kind(layer) != "S":
+            return slots
+        return self.pos_t - (self.pos_t - slots) % self.slots[layer]  # the ring, after writing pos_t
+
+    def check_room(self, T):
+        if T > self.max_len - self.pos:
+            raise ValueError(f"the KV cache holds {self.max_len} positions; {self.pos} are used and {T} more do not fit")
+
+    def advance(self, T):  # the host and device positions move together
+        self.pos += T
+        self.pos_t += T
+
+    def rewind(self, pos):
+        self.pos = pos
+        self.pos_t.fill_(pos)
+
+    def nbytes(self):
+        return sum(t.nbytes for t in self.k + self.v if t is not None)
 
 
 class Attention(nn.Module):
@@ -127,21 +156,49 @@ class Attention(nn.Module):
     def forward(self, x, rope, cache=None):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, hd) each
-        pos = cache.pos if cache is not None else 0  # absolute position of the first of these T tokens
+        # where these T tokens are: from the host for a prompt (any T), from the device for a
+        # decoding step (T = 1), so that a captured CUDA graph reads the current position
+        decoding = cache is not None and T == 1
+        p0 = cache.pos if cache is not None else 0
         if self.kind in "GS":
-            cos, sin = rope[0][pos:pos + T], rope[1][pos:pos + T]
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            cos, sin = (rope[0][cache.pos_t], rope[1][cache.pos_t]) if decoding else (rope[0][p0:p0 + T], rope[1][p0:p0 + T])
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # cos, sin (T, hd/2)
         elif self.config.scale_base is not None and not self.training:
             # dynamic attention scaling (NoPE layers, inference only): the query at position n is
             # multiplied by log(a + n) / log(a), sharpening attention as the context grows
             a = self.config.scale_base
-            n = torch.arange(pos, pos + T, device=x.device, dtype=torch.float32)
+            n = cache.pos_t.float() if decoding else torch.arange(p0, p0 + T, device=x.device, dtype=torch.float32)
             q = (q * (torch.log(a + n) / math.log(a)).view(T, 1)).type_as(q)
         window = self.config.window if self.kind == "S" else None
-        if cache is not None:
-            k, v = cache.update(self.layer, k, v, keep=window)
-        y = attention(q, k, v, window=window, kind=self.config.attn, alibi_slopes=self.alibi_slopes)
+        if cache is None:
+            y = attention(q, k, v, window=window, kind=self.config.attn, alibi_slopes=self.alibi_slopes)
+        elif decoding:
+            y = self.decode(q, k, v, cache)
+        else:
+            y = self.prefill(q, k, v, cache, window)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+
+    def decode(self, q, k, v, cache):  # one token per sequence, written to its slot, against all slots
+        k_buf, v_buf = cache.buffers(self.layer, k)
+        slot = cache.pos_t % cache.slots[self.layer]  # (1,); the position itself in a global layer
+        k_buf.index_copy_(2, slot, k)
+        v_buf.index_copy_(2, slot, v)
+        return attention_decode(q, k_buf, v_buf, cache.key_positions(self.layer), cache.pos_t,
+                                kind=self.config.attn, alibi_slopes=self.alibi_slopes)
+
+    def prefill(self, q, k, v, cache, window):  # T new tokens at host positions pos..pos+T-1
+        T, p = q.shape[2], cache.pos
+        k_buf, v_buf = cache.buffers(self.layer, k)
+        if self.kind != "S":
+            k_buf[:, :, p:p + T], v_buf[:, :, p:p + T] = k, v
+            keys, values = (k, v) if p == 0 else (k_buf[:, :, :p + T], v_buf[:, :, :p + T])
+        else:  # the cached keys still in the window, in position order, then the new ones
+            n_slots = cache.slots[self.layer]
+            held = torch.arange(max(0, p - (window - 1)), p, device=q.device) % n_slots
+            keys, values = torch.cat([k_buf[:, :, held], k], dim=2), torch.cat([v_buf[:, :, held], v], dim=2)
+            kept = torch.arange(p + T - min(T, n_slots), p + T, device=q.device)  # the newest fit in the ring
+            k_buf[:, :, kept % n_slots], v_buf[:, :, kept % n_slots] = k[:, :, -len(kept):], v[:, :, -len(kept):]
+        return attention(q, keys, values, window=window, kind=self.config.attn, alibi_slopes=self.alibi_slopes)
 
 
 class MLP(nn.Module):
@@ -200,27 +257,34 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets=None, cache=None, reduction="mean"):
         B, T = idx.shape
-        pos = cache.pos if cache is not None else 0
-        rope = self.rope_for(pos + T, idx.device)
+        if cache is not None:
+            cache.check_room(T)
+        rope = self.rope_for(cache.max_len if cache is not None else T, idx.device)
         x = self.transformer.wte(idx)  # (B, T, n_embd)
         for block in self.transformer.h:
             x = block(x, rope, cache)
         x = self.transformer.ln_f(x)
         if cache is not None:
-            cache.pos += T
+            cache.advance(T)
         if targets is None:  # generation needs only the last position's logits
-            return self.lm_head(x[:, [-1], :]), None  # (B, 1, vocab)
+            return self.lm_head(x[:, -1:, :]), None  # (B, 1, vocab)
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
         return logits, loss if reduction != "none" else loss.view(B, T)
 
     @torch.no_grad()
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True):
-        """Continue idx (B, T) by max_new_tokens. temperature=0 is greedy. With use_cache=False
-        every step recomputes the whole sequence (the reference the cache must equal)."""
-        cache = KVCache(self.config.n_layer) if use_cache else None
-        logits, _ = self(idx, cache=cache)
-        for _ in range(max_new_tokens):
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, use_cache=True, cuda_graph=True):
+        """Continue idx (B, T) by max_new_tokens. temperature=0 is greedy. With the cache, the
+        prompt goes through once and each new token is one decoding step, on a GPU a replayed
+        CUDA graph unless cuda_graph=False. use_cache=False recomputes the whole sequence for
+        every token: the reference the cache must equal."""
+        if use_cache:
+            cache = KVCache(self.config, idx.shape[0], idx.shape[1] + max_new_tokens, idx.device)
+            logits, _ = self(idx, cache=cache)
+            step = self.decoder(cache, cuda_graph=cuda_graph and idx.is_cuda)
+        else:
+            logits, _ = self(idx)
+        for i in range(max_new_tokens):
             logits = logits[:, -1, :].float()
             if temperature == 0:
                 idx_next = logits.argmax(dim=-1, keepdim=True)
@@ -231,8 +295,38 @@ class GPT(nn.Module):
                     logits[logits < v[:, [-1]]] = -float("inf")
                 idx_next = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
             idx = torch.cat((idx, idx_next), dim=1)
-            logits, _ = self(idx_next if use_cache else idx, cache=cache)
+            if i + 1 < max_new_tokens:
+                logits = step(idx_next) if use_cache else self(idx)[0]
         return idx
+
+    def decoder(self, cache, cuda_graph=False):
+        """A decoding step, token (B, 1) -> logits (B, 1, vocab), that advances the cache. With
+        cuda_graph (a cache on the GPU) the step is captured once as a CUDA graph and replayed:
+        its ~15 small kernels per layer then cost one launch, which at small batch is most of
+        the step's time. Call it under the same autocast as the prompt went through."""
+        if not cuda_graph:
+            return lambda token: self(token, cache=cache)[0]
+        pos, device = cache.pos, cache.pos_t.device
+        static_token = torch.zeros(cache.batch_size, 1, dtype=torch.long, device=device)
+        side = torch.cuda.Stream(device)  # once outside the graph, as torch.cuda.graph's docs ask:
+        side.wait_stream(torch.cuda.current_stream(device))  # lazy setup (cuBLAS handles, ...)
+        with torch.cuda.stream(side):
+            self(static_token, cache=cache)
+        torch.cuda.current_stream(device).wait_stream(side)
+        cache.rewind(pos)  # its write to slot pos is overwritten by the first real step
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_logits, _ = self(static_token, cache=cache)
+        cache.rewind(pos)  # capturing ran nothing on the GPU, but moved the host position
+
+        def step(token):
+            cache.check_room(1)
+            static_token.copy_(token)
+            graph.replay()
+            cache.pos += 1  # the graph moved pos_t
+            return static_logits  # overwritten by the next step
+
+        return step
 
     def configure_optimizers(self, weight_decay, learning_rate, betas, device_type):
         # decay the 2-D weights (matmuls, embeddings); never the norms' gains

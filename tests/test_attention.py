@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from attention import attention
+from attention import attention, attention_decode
 
 
 def reference(q, k, v, window=None, kind="softmax", alibi_slopes=None, scale=None):
@@ -71,6 +71,31 @@ def test_kv_cache_form(Tq, window, kind, alibi):
     full = reference(q, k, v, window, kind, slopes)
     out = attention(q[:, :, -Tq:], k, v, window=window, kind=kind, alibi_slopes=slopes, backend="torch")
     assert rel_err(out, full[:, :, -Tq:]) < 1e-5
+
+
+@pytest.mark.parametrize("pos", [0, 3, 66])
+@pytest.mark.parametrize("window", [5, None])
+@pytest.mark.parametrize("kind,alibi", [("softmax", False), ("softmax", True), ("sigmoid", True)])
+def test_decode_against_a_static_cache(pos, window, kind, alibi):
+    # The query at position pos of a 67-key sequence, against a cache laid out as model.KVCache
+    # lays it out: a global buffer of 80 slots (slots past pos hold junk, not yet seen), or a
+    # ring of W slots (position p in slot p % W; slots not yet written marked empty).
+    q, k, v = make_inputs(2, 3, 67, 67, 16, seed=pos)
+    slopes = SLOPES if alibi else None
+    ref = reference(q[:, :, :pos + 1], k[:, :, :pos + 1], v[:, :, :pos + 1], window, kind, slopes)[:, :, -1:]
+    if window is None:
+        k_buf, v_buf = torch.randn(2, 3, 80, 16), torch.randn(2, 3, 80, 16)
+        k_buf[:, :, :pos + 1], v_buf[:, :, :pos + 1] = k[:, :, :pos + 1], v[:, :, :pos + 1]
+        key_pos = torch.arange(80)
+    else:
+        key_pos = torch.full((window,), -1)
+        k_buf, v_buf = torch.randn(2, 3, window, 16), torch.randn(2, 3, window, 16)
+        for p in range(max(0, pos - window + 1), pos + 1):
+            key_pos[p % window], k_buf[:, :, p % window], v_buf[:, :, p % window] = p, k[:, :, p], v[:, :, p]
+    out = attention_decode(q[:, :, pos:pos + 1], k_buf, v_buf, key_pos, torch.tensor([pos]), kind=kind,
+                           alibi_slopes=slopes)
+    assert out.shape == (2, 3, 1, 16)
+    assert rel_err(out, ref) < 1e-5
 
 
 def test_custom_scale_and_half_precision():

@@ -123,12 +123,32 @@ def test_cached_greedy_generation_equals_recomputation(arch):
 
 def test_cache_of_window_layers_is_bounded():
     model = make("swan")
-    cache = KVCache(model.config.n_layer)
+    cache = KVCache(model.config, 1, 50, "cpu")
     model(tokens(1, 30), cache=cache)
     for step in range(20):
         model(tokens(1, 1, seed=step), cache=cache)
-    assert cache.pos == 50
-    assert [cache.k[layer].shape[2] for layer in range(4)] == [50, 5, 5, 5]  # N keeps all, S keeps W
+    assert cache.pos == 50 and cache.pos_t.item() == 50
+    assert [cache.k[layer].shape[2] for layer in range(4)] == [50, 5, 5, 5]  # N keeps all, S a ring of W
+    assert cache.nbytes() == 2 * (50 + 3 * 5) * 4 * 8 * 4  # k and v: slots x heads x head dim x fp32
+    with pytest.raises(ValueError, match="holds 50 positions"):
+        model(tokens(1, 1), cache=cache)
+
+
+@pytest.mark.parametrize("arch", ["gpt", "swan", "swat", "nope", "swa"])
+def test_cache_in_chunks_and_steps_equals_the_full_forward(arch):
+    # A prompt in odd-sized chunks (the ring of the S layers wraps inside and between them), then
+    # one-token steps: each call's logits must be the full forward's at that position.
+    model = make(arch, std=0.5, scale_base=10.0 if arch in ("swan", "nope") else None).double().eval()
+    seq = tokens(2, 41)
+    full, _ = model(seq, seq)  # (2, 41, vocab)
+    cache = KVCache(model.config, 2, 41, "cpu")
+    ends = [7, 8, 19, 30] + list(range(31, 42))  # chunks of 7, 1, 11, 11, then steps
+    start = 0
+    for end in ends:
+        logits, _ = model(seq[:, start:end], cache=cache)
+        torch.testing.assert_close(logits[:, 0], full[:, end - 1], rtol=0, atol=1e-9)
+        start = end
+    assert cache.pos == 41
 
 
 def test_sampling_options():
@@ -180,6 +200,11 @@ def test_cached_generation_on_the_gpu(arch):
     prompt = tokens(2, 10)
     on_cpu = model.generate(prompt, 60, temperature=0)
     model = model.cuda()
-    cached = model.generate(prompt.cuda(), 60, temperature=0, use_cache=True)
+    cached = model.generate(prompt.cuda(), 60, temperature=0, use_cache=True)  # decoding in a CUDA graph
+    eager = model.generate(prompt.cuda(), 60, temperature=0, use_cache=True, cuda_graph=False)
     recomputed = model.generate(prompt.cuda(), 60, temperature=0, use_cache=False)
-    assert torch.equal(cached, recomputed) and torch.equal(cached.cpu(), on_cpu)
+    assert torch.equal(cached, recomputed) and torch.equal(eager, recomputed) and torch.equal(cached.cpu(), on_cpu)
+    with torch.autocast("cuda", dtype=torch.bfloat16):  # as train.py and sample.py generate
+        cached = model.generate(prompt.cuda(), 60, temperature=0)
+        eager = model.generate(prompt.cuda(), 60, temperature=0, cuda_graph=False)
+    assert torch.equal(cached, eager)  # the same kernels, replayed or launched

@@ -1,0 +1,245 @@
+"""
+Is SWAN cheaper? Training throughput, KV-cache memory and decoding speed of gpt against swan
+and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the paper, vocab 8192.
+
+    python bench.py                                   # the README table (an H100: about 2 minutes)
+    python bench.py --archs=gpt,swan --train_lengths=8192 --contexts=32768 --batches=8
+    python bench.py --cpu_smoke                       # a tiny version on the CPU (the tests run it)
+
+1. Training: optimizer steps (forward, backward, fused AdamW) of train_tokens tokens each
+   (batch = train_tokens / T), bf16 autocast over fp32 weights as train.py trains, each block
+   compiled with torch.compile (one graph per kind of layer, static shapes). Reported: tokens/s
+   over train_steps steps after warm-up, and the peak GPU memory.
+2. Generation, bf16 weights: a prompt of C tokens through the model at once into a static-shape
+   KV cache (prefill tokens/s), then decode_steps one-token steps of greedy decoding, each step
+   a replayed CUDA graph (decode tokens/s = batch x steps / time), and the cache's bytes.
+
+Every number of one run is measured in that run, side by side; the table gives each arch's
+ratio to gpt. Writes OUT.csv (every number, with the GPU and versions) and prints the tables.
+"""
+
+import csv
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from extrapolate import parse_list
+from model import ARCHS, GPT, GPTConfig, KVCache
+from train import autocast_for, parse_settings, pick_device
+
+
+@dataclass
+class BenchConfig:
+    archs: str = "gpt,swan,swat"
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    window: int = 512
+    vocab_size: int = 8192
+    train_lengths: str = "1024,4096,8192,16384"
+    train_tokens: int = 32768  # tokens per optimizer step, at every length
+    train_steps: int = 10  # timed, after warmup_steps
+    warmup_steps: int = 3  # the first compiles
+    contexts: str = "1024,4096,16384,32768"
+    batches: str = "1,8"
+    decode_steps: int = 64  # timed, after as many untimed ones as warm-up
+    compile: bool = True
+    cuda_graph: bool = True
+    device: str = "auto"
+    out: str = "bench"  # writes OUT.csv
+    cpu_smoke: bool = False  # a tiny model on the CPU with the settings below; a test of the script
+
+
+SMOKE = dict(n_layer=4, n_head=2, n_embd=64, window=16, vocab_size=256, train_lengths="64,96", train_tokens=192,
+             train_steps=2, warmup_steps=1, contexts="48,100", batches="1,3", decode_steps=3, compile=False,
+             cuda_graph=False, device="cpu")
+
+
+def parse_args(argv):
+    if {"-h", "--help"} & set(argv):
+        print(__doc__.strip())
+        raise SystemExit(0)
+    argv = [a + "=true" if a in ("--cpu_smoke", "--compile", "--cuda_graph") else a for a in argv]
+    settings = parse_settings(argv, BenchConfig)
+    if settings.get("cpu_smoke"):
+        settings = {**SMOKE, **settings}  # what is given on the command line still wins
+    cfg = BenchConfig(**settings)
+    archs = cfg.archs.split(",")
+    if any(a not in ARCHS for a in archs):
+        raise SystemExit(f"error: --archs={cfg.archs!r}: each must be one of {', '.join(ARCHS)}")
+    for key in ("train_tokens", "train_steps", "decode_steps"):
+        if getattr(cfg, key) < 1:
+            raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
+    lists = {key: parse_list(key, getattr(cfg, key), int) for key in ("train_lengths", "contexts", "batches")}
+    device = pick_device(cfg.device)
+    return cfg, archs, lists, device
+
+
+def model_config(cfg, arch, block_size):
+    try:
+        return GPTConfig.from_arch(arch, vocab_size=cfg.vocab_size, block_size=block_size, n_layer=cfg.n_layer,
+                                   n_head=cfg.n_head, n_embd=cfg.n_embd, window=cfg.window)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def fresh_start(device):  # each measurement on its own: no compiled graphs or cached blocks kept
+    torch._dynamo.reset()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def bench_train(cfg, arch, T, device):
+    fresh_start(device)
+    torch.manual_seed(0)
+    model = GPT(model_config(cfg, arch, T)).to(device)
+    if cfg.compile:  # per block: the same fused kernels in every layer, a fraction of the compile time
+        for block in model.transformer.h:
+            block.compile(dynamic=False)
+    model.rope_for(T, device)
+    optimizer = model.configure_optimizers(0.1, 1e-4, (0.9, 0.95), device)
+    B = max(1, cfg.train_tokens // T)
+    data = torch.randint(cfg.vocab_size, (B, T + 1), device=device)
+    autocast = autocast_for(device)
+
+    def step():
+        with autocast:
+            _, loss = model(data[:, :-1], data[:, 1:])
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(cfg.warmup_steps):
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(cfg.train_steps):
+        step()
+    sync(device)
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
+    return dict(train_tok_s=B * T * cfg.train_steps / seconds, batch=B, peak_mem_gb=peak / 1e9)
+
+
+@torch.no_grad()
+def bench_generate(cfg, arch, model, C, B, device):
+    fresh_start(device)
+    prompt = torch.randint(cfg.vocab_size, (B, C), device=device)
+    times = []
+    cache = None
+    for _ in range(2):  # the first prefill also builds the kernels; the second is timed
+        cache = None  # freed before the next is allocated
+        cache = KVCache(model.config, B, C + 2 * cfg.decode_steps, device)
+        sync(device)
+        t0 = time.perf_counter()
+        logits, _ = model(prompt, cache=cache)
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda")
+    token = logits.argmax(-1)  # (B, 1): greedy, so every arch decodes the same kind of work
+    for n in range(2):  # untimed warm-up steps, then the timed ones
+        sync(device)
+        t0 = time.perf_counter()
+        for _ in range(cfg.decode_steps):
+            token = step(token).argmax(-1)
+        sync(device)
+    decode_s = time.perf_counter() - t0
+    return dict(prefill_tok_s=B * C / times[-1], decode_tok_s=B * cfg.decode_steps / decode_s,
+                kv_bytes=cache.nbytes(), batch=B)
+
+
+def versions(device):
+    gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = "none"
+    return dict(device=gpu, torch=torch.__version__, triton=triton_version)
+
+
+def main(argv):
+    cfg, archs, lists, device = parse_args(argv)
+    env = versions(device)
+    print(f"{env['device']}, torch {env['torch']}, triton {env['triton']}; {cfg.n_layer} layers x {cfg.n_embd} wide x "
+          f"{cfg.n_head} heads, window {cfg.window}, vocab {cfg.vocab_size}")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    # generation first: it needs no compiling, so its numbers come quickly
+    jobs = [("generate", a, C, B) for C in lists["contexts"] for B in lists["batches"] for a in archs]
+    jobs += [("train", a, T, None) for T in lists["train_lengths"] for a in archs]
+    rows, models = [], {}
+    bar = tqdm(jobs, unit="run", dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
+    for part, arch, T, B in bar:
+        bar.set_description(f"{part} {arch} T={T}" + (f" batch={B}" if B else ""), refresh=False)
+        if part == "train":
+            result = bench_train(cfg, arch, T, device)
+        else:
+            if arch not in models:  # one bf16 copy per arch, built once (CPU: fp32)
+                torch.manual_seed(0)
+                dtype = torch.bfloat16 if device == "cuda" else torch.float32
+                models[arch] = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
+            result = bench_generate(cfg, arch, models[arch], T, B, device)
+        rows.append(dict(part=part, arch=arch, length=T, **result, **env))
+        tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
+        write_csv(rows, cfg.out + ".csv")  # after every run: a stopped benchmark keeps what it measured
+    bar.close()
+    print_tables(rows, archs)
+    print(f"\nwrote {cfg.out}.csv")
+    return rows
+
+
+def write_csv(rows, path):
+    columns = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s",
+               "kv_bytes", "device", "torch", "triton"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def print_tables(rows, archs):
+    def find(part, arch, length, batch=None):
+        return next(r for r in rows if (r["part"], r["arch"], r["length"]) == (part, arch, length)
+                    and (batch is None or r["batch"] == batch))
+
+    def cell(value, base, fmt):  # the value and its ratio to gpt's
+        return fmt.format(value) + (f" ({value / base:.2f}x)" if "gpt" in archs and base else "")
+
+    gpt = "gpt" if "gpt" in archs else archs[0]
+    lengths = sorted({r["length"] for r in rows if r["part"] == "train"})
+    if lengths:
+        print("\ntraining: tokens/s (ratio to gpt), peak memory\n")
+        print("| T | batch | " + " | ".join(archs) + " |")
+        print("| ---: | ---: |" + " ---: |" * len(archs))
+        for T in lengths:
+            base = find("train", gpt, T)["train_tok_s"]
+            cells = [cell(find("train", a, T)["train_tok_s"], base, "{:,.0f}") +
+                     f", {find('train', a, T)['peak_mem_gb']:.1f} GB" for a in archs]
+            print(f"| {T} | {find('train', gpt, T)['batch']} | " + " | ".join(cells) + " |")
+    contexts = sorted({(r["length"], r["batch"]) for r in rows if r["part"] == "generate"})
+    if contexts:
+        print("\ngeneration: prefill tokens/s, decode tokens/s and KV-cache MB, each with its ratio to gpt\n")
+        print("| context | batch | " + " | ".join(f"{a} prefill | {a} decode | {a} KV MB" for a in archs) + " |")
+        print("| ---: | ---: |" + " ---: | ---: | ---: |" * len(archs))
+        for C, B in contexts:
+            base = find("generate", gpt, C, B)
+            cells = []
+            for a in archs:
+                r = find("generate", a, C, B)
+                cells += [cell(r["prefill_tok_s"], base["prefill_tok_s"], "{:,.0f}"),
+                          cell(r["decode_tok_s"], base["decode_tok_s"], "{:,.0f}"),
+                          cell(r["kv_bytes"] / 1e6, base["kv_bytes"] / 1e6, "{:,.1f}")]
+            print(f"| {C} | {B} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
