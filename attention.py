@@ -101,7 +101,9 @@ def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slope
     kernels on the same shapes, which is what lets a CUDA graph capture it.
     Decoding reads the whole cache once per step and does little arithmetic on it, so it is bound
     by memory bandwidth: plain matmuls in the cache's dtype read it at full speed; the logits (a
-    few per key) are then taken to float32 for the bias, mask and softmax."""
+    few per key) are then taken to float32 for the bias, mask and softmax. The price, in bf16:
+    the logits are rounded to bf16 first, which the fused kernels avoid (a relative error of
+    about 0.8% instead of 0.2% against float64, for 512 keys)."""
     H = q.shape[1]
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     dist = query_pos - key_pos  # (S,) i - j

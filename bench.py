@@ -19,6 +19,7 @@ ratio to gpt. Writes OUT.csv (every number, with the GPU and versions) and print
 """
 
 import csv
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -75,6 +76,9 @@ def parse_args(argv):
             raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
     lists = {key: parse_list(key, getattr(cfg, key), int) for key in ("train_lengths", "contexts", "batches")}
     device = pick_device(cfg.device)
+    out_dir = os.path.dirname(os.path.abspath(cfg.out))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+        raise SystemExit(f"error: --out={cfg.out}: {out_dir} is not a writable folder")
     return cfg, archs, lists, device
 
 
@@ -126,8 +130,8 @@ def bench_train(cfg, arch, T, device):
         step()
     sync(device)
     seconds = time.perf_counter() - t0
-    peak = torch.cuda.max_memory_allocated() if device == "cuda" else 0
-    return dict(train_tok_s=B * T * cfg.train_steps / seconds, batch=B, peak_mem_gb=peak / 1e9)
+    peak = torch.cuda.max_memory_allocated() / 1e9 if device == "cuda" else float("nan")  # not tracked on CPU
+    return dict(train_tok_s=B * T * cfg.train_steps / seconds, batch=B, peak_mem_gb=peak)
 
 
 @torch.no_grad()
@@ -181,6 +185,7 @@ def main(argv):
     for part, arch, T, B in bar:
         bar.set_description(f"{part} {arch} T={T}" + (f" batch={B}" if B else ""), refresh=False)
         if part == "train":
+            models.clear()  # the generation models would count in the training peak memory
             result = bench_train(cfg, arch, T, device)
         else:
             if arch not in models:  # one bf16 copy per arch, built once (CPU: fp32)
@@ -222,12 +227,14 @@ def print_tables(rows, archs):
         print("| ---: | ---: |" + " ---: |" * len(archs))
         for T in lengths:
             base = find("train", gpt, T)["train_tok_s"]
+            peak = {a: find("train", a, T)["peak_mem_gb"] for a in archs}
             cells = [cell(find("train", a, T)["train_tok_s"], base, "{:,.0f}") +
-                     f", {find('train', a, T)['peak_mem_gb']:.1f} GB" for a in archs]
+                     (f", {peak[a]:.1f} GB" if peak[a] == peak[a] else ", peak n/a") for a in archs]
             print(f"| {T} | {find('train', gpt, T)['batch']} | " + " | ".join(cells) + " |")
     contexts = sorted({(r["length"], r["batch"]) for r in rows if r["part"] == "generate"})
     if contexts:
-        print("\ngeneration: prefill tokens/s, decode tokens/s and KV-cache MB, each with its ratio to gpt\n")
+        print("\ngeneration: prefill tokens/s, decode tokens/s and KV-cache MB (sized for the context plus the "
+              "2 x decode_steps decoded tokens), each with its ratio to gpt\n")
         print("| context | batch | " + " | ".join(f"{a} prefill | {a} decode | {a} KV MB" for a in archs) + " |")
         print("| ---: | ---: |" + " ---: | ---: | ---: |" * len(archs))
         for C, B in contexts:

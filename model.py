@@ -278,10 +278,13 @@ class GPT(nn.Module):
         prompt goes through once and each new token is one decoding step, on a GPU a replayed
         CUDA graph unless cuda_graph=False. use_cache=False recomputes the whole sequence for
         every token: the reference the cache must equal."""
+        if max_new_tokens < 1:
+            return idx
         if use_cache:
             cache = KVCache(self.config, idx.shape[0], idx.shape[1] + max_new_tokens, idx.device)
             logits, _ = self(idx, cache=cache)
-            step = self.decoder(cache, cuda_graph=cuda_graph and idx.is_cuda)
+            # a graph pays off over several steps; one step (or none) goes eagerly
+            step = self.decoder(cache, cuda_graph=cuda_graph and idx.is_cuda and max_new_tokens > 2)
         else:
             logits, _ = self(idx)
         for i in range(max_new_tokens):
@@ -303,7 +306,9 @@ class GPT(nn.Module):
         """A decoding step, token (B, 1) -> logits (B, 1, vocab), that advances the cache. With
         cuda_graph (a cache on the GPU) the step is captured once as a CUDA graph and replayed:
         its ~15 small kernels per layer then cost one launch, which at small batch is most of
-        the step's time. Call it under the same autocast as the prompt went through."""
+        the step's time. The graph reads the RoPE tables and (under autocast) autocast's cached
+        bf16 copies of the weights by address: replay it inside the same `with torch.autocast`
+        block that captured it, as `generate` does. Its logits tensor is reused by every step."""
         if not cuda_graph:
             return lambda token: self(token, cache=cache)[0]
         pos, device = cache.pos, cache.pos_t.device
@@ -319,7 +324,10 @@ class GPT(nn.Module):
             static_logits, _ = self(static_token, cache=cache)
         cache.rewind(pos)  # capturing ran nothing on the GPU, but moved the host position
 
+        rope = self.rope  # kept alive with the graph, which reads it by address
+
         def step(token):
+            assert self.rope is rope, "the RoPE tables were regrown after the decoding step was captured"
             cache.check_room(1)
             static_token.copy_(token)
             graph.replay()

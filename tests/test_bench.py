@@ -40,5 +40,7 @@ def test_command_line_and_bad_settings(tmp_path):
         bench.main(["--cpu_smoke", "--archs=gpt,bert"])
     with pytest.raises(SystemExit, match="contexts"):
         bench.main(["--cpu_smoke", "--contexts=0"])
+    with pytest.raises(SystemExit, match="not a writable folder"):
+        bench.main(["--cpu_smoke", f"--out={tmp_path}/missing/b"])
     with pytest.raises(SystemExit, match="unknown setting"):
         bench.main(["--cpu_smoke", "--layers=3"])

@@ -135,20 +135,29 @@ def test_cache_of_window_layers_is_bounded():
 
 
 @pytest.mark.parametrize("arch", ["gpt", "swan", "swat", "nope", "swa"])
-def test_cache_in_chunks_and_steps_equals_the_full_forward(arch):
-    # A prompt in odd-sized chunks (the ring of the S layers wraps inside and between them), then
-    # one-token steps: each call's logits must be the full forward's at that position.
-    model = make(arch, std=0.5, scale_base=10.0 if arch in ("swan", "nope") else None).double().eval()
+@pytest.mark.parametrize("window", [1, 5, 50])  # 50: a ring larger than the whole cache (41)
+def test_cache_in_chunks_and_steps_equals_the_full_forward(arch, window):
+    # A one-token prompt, odd-sized chunks (the ring of the S layers wraps inside and between
+    # them), then one-token steps: each call's logits must be the full forward's at that position.
+    model = make(arch, std=0.5, window=window, scale_base=10.0 if arch in ("swan", "nope") else None).double().eval()
     seq = tokens(2, 41)
     full, _ = model(seq, seq)  # (2, 41, vocab)
     cache = KVCache(model.config, 2, 41, "cpu")
-    ends = [7, 8, 19, 30] + list(range(31, 42))  # chunks of 7, 1, 11, 11, then steps
+    ends = [1, 7, 8, 19, 30] + list(range(31, 42))  # chunks of 1, 6, 1, 11, 11, then steps
     start = 0
     for end in ends:
         logits, _ = model(seq[:, start:end], cache=cache)
         torch.testing.assert_close(logits[:, 0], full[:, end - 1], rtol=0, atol=1e-9)
         start = end
     assert cache.pos == 41
+
+
+def test_generate_zero_one_and_two_tokens():
+    model = make("swan", std=0.5)
+    prompt = tokens(2, 3)
+    assert torch.equal(model.generate(prompt, 0), prompt)
+    for n in (1, 2):
+        assert torch.equal(model.generate(prompt, n, temperature=0), model.generate(prompt, n, temperature=0, use_cache=False))
 
 
 def test_sampling_options():
