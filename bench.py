@@ -63,7 +63,6 @@ def parse_args(argv):
     if {"-h", "--help"} & set(argv):
         print(__doc__.strip())
         raise SystemExit(0)
-    argv = [a + "=true" if a in ("--cpu_smoke", "--compile", "--cuda_graph") else a for a in argv]
     settings = parse_settings(argv, BenchConfig)
     if settings.get("cpu_smoke"):
         settings = {**SMOKE, **settings}  # what is given on the command line still wins
@@ -139,7 +138,6 @@ def bench_generate(cfg, arch, model, C, B, device):
     fresh_start(device)
     prompt = torch.randint(cfg.vocab_size, (B, C), device=device)
     times = []
-    cache = None
     for _ in range(2):  # the first prefill also builds the kernels; the second is timed
         cache = None  # freed before the next is allocated
         cache = KVCache(model.config, B, C + 2 * cfg.decode_steps, device)
@@ -150,7 +148,7 @@ def bench_generate(cfg, arch, model, C, B, device):
         times.append(time.perf_counter() - t0)
     step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda")
     token = logits.argmax(-1)  # (B, 1): greedy, so every arch decodes the same kind of work
-    for n in range(2):  # untimed warm-up steps, then the timed ones
+    for _ in range(2):  # untimed warm-up steps, then the timed ones
         sync(device)
         t0 = time.perf_counter()
         for _ in range(cfg.decode_steps):

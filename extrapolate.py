@@ -55,8 +55,7 @@ def parse_args(argv):
         print(__doc__.strip())
         raise SystemExit(0)
     runs = [a for a in argv if not a.startswith("--")]
-    flags = [a + "=true" if a == "--tune_scale" else a for a in argv if a.startswith("--")]
-    cfg = ExtrapolateConfig(**parse_settings(flags, ExtrapolateConfig))
+    cfg = ExtrapolateConfig(**parse_settings([a for a in argv if a.startswith("--")], ExtrapolateConfig))
     if not runs:
         raise SystemExit("error: name at least one run directory (or ckpt.pt): python extrapolate.py OUT_DIR [...]")
     for key in ("num_windows", "batch_size"):

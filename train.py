@@ -111,7 +111,9 @@ def parse_settings(argv, *classes):
     for arg in argv:
         if arg.startswith("--"):
             key, eq, value = arg[2:].partition("=")
-            if not eq:
+            if not eq and known.get(key) is bool:
+                value = "true"  # a bare --flag switches a yes/no setting on
+            elif not eq:
                 raise SystemExit(f"error: {arg}: write settings as --key=value")
             raw[key] = value
         else:

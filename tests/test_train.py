@@ -121,6 +121,12 @@ def test_bad_input_on_the_command_line_prints_no_traceback(tmp_path):
     assert out.returncode == 1 and out.stderr.strip() == "error: --learning_rate='fast' is not a valid float"
 
 
+def test_a_bare_flag_is_only_for_yes_no_settings():
+    assert train.parse_settings(["--compile", "--max_iters=3"], train.TrainConfig) == dict(compile=True, max_iters=3)
+    with pytest.raises(SystemExit, match="--max_iters: write settings as --key=value"):
+        train.parse_settings(["--max_iters"], train.TrainConfig)
+
+
 def test_presets_are_read_not_executed(tmp_path):
     good = tmp_path / "good.py"
     good.write_text("# a preset\narch = 'gpt'\nmax_iters = 7\nlearning_rate = 1e-3  # why\nscale_base = None\n")
