@@ -27,9 +27,8 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from extrapolate import parse_list
+from common import autocast_for, check_positive, parse_list, parse_settings, pick_device, progress
 from model import ARCHS, GPT, GPTConfig, KVCache
-from train import autocast_for, parse_settings, pick_device
 
 
 @dataclass
@@ -60,20 +59,15 @@ SMOKE = dict(n_layer=4, n_head=2, n_embd=64, window=16, vocab_size=256, train_le
 
 
 def parse_args(argv):
-    if {"-h", "--help"} & set(argv):
-        print(__doc__.strip())
-        raise SystemExit(0)
-    settings = parse_settings(argv, BenchConfig)
+    settings = parse_settings(argv, BenchConfig, doc=__doc__, presets=False)
     if settings.get("cpu_smoke"):
         settings = {**SMOKE, **settings}  # what is given on the command line still wins
     cfg = BenchConfig(**settings)
     archs = cfg.archs.split(",")
     if any(a not in ARCHS for a in archs):
         raise SystemExit(f"error: --archs={cfg.archs!r}: each must be one of {', '.join(ARCHS)}")
-    for key in ("train_tokens", "train_steps", "decode_steps"):
-        if getattr(cfg, key) < 1:
-            raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
-    lists = {key: parse_list(key, getattr(cfg, key), int) for key in ("train_lengths", "contexts", "batches")}
+    check_positive(cfg, "train_tokens", "train_steps", "decode_steps")
+    lists = {key: parse_list(key, getattr(cfg, key)) for key in ("train_lengths", "contexts", "batches")}
     device = pick_device(cfg.device)
     out_dir = os.path.dirname(os.path.abspath(cfg.out))
     if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
@@ -174,12 +168,11 @@ def main(argv):
     env = versions(device)
     print(f"{env['device']}, torch {env['torch']}, triton {env['triton']}; {cfg.n_layer} layers x {cfg.n_embd} wide x "
           f"{cfg.n_head} heads, window {cfg.window}, vocab {cfg.vocab_size}")
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     # generation first: it needs no compiling, so its numbers come quickly
     jobs = [("generate", a, C, B) for C in lists["contexts"] for B in lists["batches"] for a in archs]
     jobs += [("train", a, T, None) for T in lists["train_lengths"] for a in archs]
     rows, models = [], {}
-    bar = tqdm(jobs, unit="run", dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)
+    bar = progress(iterable=jobs, unit="run")
     for part, arch, T, B in bar:
         bar.set_description(f"{part} {arch} T={T}" + (f" batch={B}" if B else ""), refresh=False)
         if part == "train":

@@ -1,21 +1,25 @@
 """
-Loss versus context length, out to 32x the training length L: the project's headline figure.
+Beyond the training length L: loss versus context length out to 32x L (the project's headline
+figure), or retrieval of needles from far back (`--task=retrieval`, see retrieval.py).
 
     python extrapolate.py out-gpt out-swan                       # L, 2L, 4L ... 32L (L: the first run's)
     python extrapolate.py out-swan --scale_base=off,128,362,1000 --tune_scale
     python extrapolate.py out-*/ckpt.pt --lengths=512,4096 --num_windows=64 --out=figs/ext
+    python extrapolate.py out-swan out-gpt --task=retrieval --tune_scale --out=figs/needles
 
-Every run is evaluated on the val documents of its dataset, at each length T on the SAME windows:
-T + 1 tokens (inputs and shifted targets) inside one document, never across a boundary, never
-overlapping, chosen by a fixed seed before any model is seen. Reported per run and setting: the
-mean loss over every predicted token, and for the longest length the loss by position in
-log-spaced bins of context size (tokens seen: 1, 2-3, 4-7, ...), the paper's per-position view.
+Every run is evaluated on the val documents of its dataset (or of --data_dir, prepared with the
+same tokenizer), at each length T on the SAME windows: T + 1 tokens (inputs and shifted targets)
+inside one document, never across a boundary, never overlapping, chosen by a fixed seed before
+any model is seen. Reported per run and setting: the mean loss over every predicted token, and
+for the longest length the loss by position in log-spaced bins of context size (tokens seen: 1,
+2-3, 4-7, ...), the paper's per-position view.
 
 Runs with N (NoPE) layers are also evaluated with dynamic attention scaling, one row per base in
 --scale_base (`off` = none). --tune_scale picks each run's base on a quarter of the val documents
 kept apart (every 4th by length, longest first) at the longest length; those documents are then
-left out of every reported number. Writes PREFIX.csv (every number) and PREFIX.png (two panels),
-and prints a markdown table.
+left out of every reported number. "off" is always a candidate, the grid grows past an edge until
+the best base is inside it, then is refined between neighbours (tune_base). Writes PREFIX.csv
+(every number) and PREFIX.png, and prints a markdown table.
 """
 
 import csv
@@ -26,23 +30,29 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from checkpoint import load_model
+from common import autocast_for, check_positive, parse_list, parse_settings, pick_device, progress
 from data.prepare import DataError, load_meta, load_split
 from model import ARCHS
-from train import autocast_for, load_model, parse_settings, pick_device
 
 BATCH_TOKENS = 65536  # tokens per forward: 16384 tokens x 8192 vocab of fp32 logits is 0.5 GB already
-TUNE_GRID = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # --tune_scale's candidates when none are listed
+TUNE_GRID = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # --tune_scale's first candidates, beside "off"
+TUNE_LIMITS = (1.5, 2.0 ** 20)  # the grid grows no further: log(a + n) / log(a) is ~1 beyond the top
 
 
 @dataclass
 class ExtrapolateConfig:
+    task: str = "loss"  # loss | retrieval (needles in book text, scored by exact match)
     lengths: str = ""  # comma-separated eval lengths; default L, 2L, 4L, ... up to max_len
     max_len: int = 0  # default 32 L
     scale_base: str = ""  # comma-separated bases a > 1 and/or `off`, for runs with N layers
     tune_scale: bool = False  # also a per-run base tuned on held-out val documents
-    num_windows: int = 32  # windows per length (fewer if fewer fit)
+    num_windows: int = 32  # loss: windows per length (fewer if fewer fit)
+    tasks: str = "passkey,multikey,multivalue"  # retrieval: which tasks
+    num_keys: str = "4,16"  # retrieval: needles per multikey example, one row per value
+    depths: str = "0,0.25,0.5,0.75,0.95"  # retrieval: where the asked needle sits (fraction of T)
+    trials: int = 8  # retrieval: examples per (task, keys, length, depth)
     batch_size: int = 8  # windows per forward, capped at BATCH_TOKENS tokens
     device: str = "auto"  # auto | cpu | cuda
     out: str = "extrapolation"  # writes OUT.csv and OUT.png
@@ -51,21 +61,19 @@ class ExtrapolateConfig:
 
 
 def parse_args(argv):
-    if {"-h", "--help"} & set(argv):
-        print(__doc__.strip())
-        raise SystemExit(0)
-    runs = [a for a in argv if not a.startswith("--")]
-    cfg = ExtrapolateConfig(**parse_settings([a for a in argv if a.startswith("--")], ExtrapolateConfig))
+    runs = [a for a in argv if not a.startswith("-")]
+    settings = parse_settings([a for a in argv if a.startswith("-")], ExtrapolateConfig, doc=__doc__, presets=False)
+    cfg = ExtrapolateConfig(**settings)
     if not runs:
         raise SystemExit("error: name at least one run directory (or ckpt.pt): python extrapolate.py OUT_DIR [...]")
-    for key in ("num_windows", "batch_size"):
-        if getattr(cfg, key) < 1:
-            raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.task not in ("loss", "retrieval"):
+        raise SystemExit(f"error: --task must be loss or retrieval, got {cfg.task!r}")
+    check_positive(cfg, "num_windows", "batch_size", "trials")
     if cfg.lengths and cfg.max_len:
         raise SystemExit("error: give --lengths or --max_len, not both")
     device = pick_device(cfg.device)
-    lengths = sorted(parse_list("lengths", cfg.lengths, int)) if cfg.lengths else None  # None: from L
-    bases = parse_list("scale_base", cfg.scale_base, scale_item) if cfg.scale_base else [None]
+    lengths = sorted(parse_list("lengths", cfg.lengths)) if cfg.lengths else None  # None: from L
+    bases = parse_list("scale_base", cfg.scale_base, scale_item, lambda a: a > 1, "bases > 1 or off") if cfg.scale_base else [None]
     out_dir = os.path.dirname(os.path.abspath(cfg.out))  # checked now, not after the evaluation
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -76,23 +84,38 @@ def parse_args(argv):
     return runs, cfg, lengths, bases, device
 
 
-def parse_list(key, text, item):
-    try:
-        values = [item(v.strip()) for v in text.split(",")]
-    except ValueError:
-        values = None
-    if not values or any(v is not None and not (v > (1 if key == "scale_base" else 0)) for v in values):
-        want = "bases > 1 or off" if key == "scale_base" else "integers >= 1"
-        raise SystemExit(f"error: --{key}={text!r} is not a comma-separated list of {want}")
-    return list(dict.fromkeys(values))  # duplicates dropped, order kept
-
-
-def scale_item(v):
+def scale_item(v):  # a base a > 1, or `off`
     return None if v.lower() in ("off", "none") else float(v)
 
 
 def setting_name(base):
     return "off" if base is None else f"a={base:g}"
+
+
+def tune_base(loss_of, grid=TUNE_GRID, limits=TUNE_LIMITS):
+    """The scaling base with the lowest loss_of(base), "off" (None) always among the candidates.
+    The grid of bases grows by doubling past whichever edge holds the best base until the best
+    is inside it (or a limit is reached), then the two geometric midpoints around the best are
+    tried, so neighbouring candidates end about 1.4x apart. Returns (best, {base: loss},
+    interior), interior being whether the best numeric base had a tried neighbour on each side."""
+    losses = {None: loss_of(None)}
+    for base in sorted(grid):
+        losses[base] = loss_of(base)
+    while True:
+        bases = sorted(b for b in losses if b is not None)
+        best = min(bases, key=losses.get)
+        if best == bases[0] and best / 2 >= limits[0]:
+            losses[best / 2] = loss_of(best / 2)
+        elif best == bases[-1] and best * 2 <= limits[1]:
+            losses[best * 2] = loss_of(best * 2)
+        else:
+            break
+    interior = bases[0] < best < bases[-1]
+    for base in (best / math.sqrt(2), best * math.sqrt(2)):
+        if interior and base not in losses:
+            losses[base] = loss_of(base)
+    best = min(losses, key=lambda b: (losses[b], b is not None))  # a tie goes to "off"
+    return best, losses, interior
 
 
 # -----------------------------------------------------------------------------
@@ -204,35 +227,35 @@ def load_runs(runs, cfg):
     return models, data_dir, tokens, spans
 
 
-def main(argv):
-    runs, cfg, lengths, bases, device = parse_args(argv)
-    models, data_dir, tokens, spans = load_runs(runs, cfg)
-    L = models[0]["model"].config.block_size
-    if lengths is None:
-        max_len = cfg.max_len or 32 * L
-        if max_len < L:
-            raise SystemExit(f"error: --max_len={max_len} is below the training length L={L}")
-        lengths = [L << k for k in range((max_len // L).bit_length())]  # L, 2L, 4L, ... <= max_len
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    autocast = autocast_for(device)
-    if len({m["model"].config.block_size for m in models}) > 1:
-        print(f"note: the runs were trained at different lengths; L = {L}, the first run's")
+def eval_lengths(cfg, lengths, L):
+    if lengths is not None:
+        return lengths
+    max_len = cfg.max_len or 32 * L
+    if max_len < L:
+        raise SystemExit(f"error: --max_len={max_len} is below the training length L={L}")
+    return [L << k for k in range((max_len // L).bit_length())]  # L, 2L, 4L, ... <= max_len
 
-    # the documents: with --tune_scale a quarter is set apart for tuning and never reported on
-    has_n = [m for m in models if "N" in m["pattern"]]  # scaling only touches N layers
+
+def split_documents(cfg, models, spans, data_dir):
+    """(report, tune) document indices: with --tune_scale a quarter is set apart for tuning and
+    never reported on."""
+    has_n = any("N" in m["pattern"] for m in models)  # scaling only touches N layers
     if (cfg.scale_base or cfg.tune_scale) and not has_n:
         print("note: no run has an N layer, so no scaling applies: each is evaluated once (off)")
-    report_docs, tune_docs = np.arange(len(spans)), np.array([], dtype=np.int64)
-    if cfg.tune_scale and has_n:
-        if len(spans) < 2:
-            raise SystemExit(f"error: --tune_scale needs at least 2 val documents; {data_dir} has {len(spans)}")
-        tune_docs, report_docs = tuning_split(spans)
+    if not (cfg.tune_scale and has_n):
+        return np.arange(len(spans)), np.array([], dtype=np.int64)
+    if len(spans) < 2:
+        raise SystemExit(f"error: --tune_scale needs at least 2 val documents; {data_dir} has {len(spans)}")
+    tune, report = tuning_split(spans)
+    return report, tune
 
-    # the windows: chosen once per length, before any model is evaluated
-    windows = {}
-    longest_doc = int((spans[report_docs, 1] - spans[report_docs, 0]).max())
+
+def all_windows(spans, lengths, cfg, data_dir):
+    """{T: window starts}, chosen once per length before any model is evaluated; lengths no
+    document holds are skipped with a note."""
+    windows, longest_doc = {}, int((spans[:, 1] - spans[:, 0]).max())
     for T in lengths:
-        starts = choose_windows(spans[report_docs], T, cfg.num_windows, cfg.seed)
+        starts = choose_windows(spans, T, cfg.num_windows, cfg.seed)
         if len(starts) == 0:
             print(f"length {T}: skipped, no val document has {T + 1} tokens (the longest has {longest_doc})")
         elif len(starts) < cfg.num_windows:
@@ -240,85 +263,109 @@ def main(argv):
         if len(starts):
             windows[T] = starts
     if not windows:
-        raise SystemExit(f"error: no length fits in the val documents of {data_dir} "
-                         f"(the longest has {longest_doc} tokens)")
-    lengths, T_max = list(windows), max(windows)
-    grid, T_tune, tune_windows = [], 0, np.array([], dtype=np.int64)
-    if len(tune_docs):
-        grid = bases if cfg.scale_base else list(TUNE_GRID)
-        for T_tune in reversed(lengths):  # the longest length the tuning documents reach
-            tune_windows = choose_windows(spans[tune_docs], T_tune, cfg.num_windows, cfg.seed + 1)
-            if len(tune_windows):
-                break
-        if not len(tune_windows):
-            raise SystemExit(f"error: no evaluated length fits in the {len(tune_docs)} tuning documents")
-        print(f"tuning scale_base at length {T_tune} on {len(tune_windows)} windows of {len(tune_docs)} "
-              f"held-out val documents, over {', '.join(map(setting_name, grid))}")
+        raise SystemExit(f"error: no length fits in the val documents of {data_dir} (the longest has {longest_doc} tokens)")
+    return windows
 
-    # evaluate: models x settings x lengths, the bar counting tokens (long windows cost more)
+
+def tuning_windows(spans, lengths, cfg):
+    """(T, starts): windows in the tuning documents at the longest length they reach."""
+    for T in reversed(lengths):
+        starts = choose_windows(spans, T, cfg.num_windows, cfg.seed + 1)
+        if len(starts):
+            return T, starts
+    raise SystemExit(f"error: no evaluated length fits in the {len(spans)} tuning documents")
+
+
+def evaluate_loss(m, cfg, tokens, windows, tune, bases, device, autocast, bar):
+    """Rows and curves of one run: every setting at every length, and the per-position view of
+    the longest length. tune is (T, starts) of the tuning windows, or None."""
+    model, rows, curves = m["model"].to(device), [], []
+    T_max = max(windows)
+
+    def mean_loss(base, starts, T, name):
+        bar.set_description(f"{m['label']} {name} T={T}", refresh=False)
+        loss = window_losses(model.set_scale_base(base), tokens, starts, T, cfg.batch_size, device, autocast, bar)
+        return loss, loss.sum().item() / (len(starts) * T)  # (T,) summed over windows, and the mean
+
+    def row(setting, base, kind, T, loss, n_windows, **extra):
+        n_tokens = n_windows * (extra["bin_hi"] - extra["bin_lo"] + 1 if "bin_lo" in extra else T)
+        rows.append(dict(model=m["label"], arch=m["arch"], layer_pattern=m["pattern"], setting=setting,
+                         scale_base=base or "", kind=kind, length=T, loss=loss, n_windows=n_windows,
+                         n_tokens=n_tokens, **extra))
+
+    settings = [(setting_name(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
+    if "N" in m["pattern"] and tune is not None:
+        T_tune, starts = tune
+        best, losses, interior = tune_base(lambda b: mean_loss(b, starts, T_tune, "tune " + setting_name(b))[1])
+        for base, loss in sorted(losses.items(), key=lambda x: x[0] or 0):
+            row(setting_name(base), base, "tune", T_tune, loss, len(starts))
+        settings.append((f"tuned ({setting_name(best)})", best))
+        tune_note = dict(interior=interior, gain_over_off=losses[None] - losses[best])
+        print(f"{m['label']}: tuned scale_base {setting_name(best)}, {losses[None] - losses[best]:.4f} below off "
+              f"({'inside' if interior else 'at the edge of'} the grid)")
+    for name, base in settings:
+        means = {}
+        for T, starts in windows.items():
+            loss, means[T] = mean_loss(base, starts, T, name)  # (T,), float
+            row(name, base, "mean", T, means[T], len(starts), **(tune_note if name.startswith("tuned") else {}))
+        # the per-position view of the longest length (the last one: `loss` and `starts` are its)
+        per_pos = [(loss[lo - 1:hi].sum().item() / (len(starts) * (hi - lo + 1)), lo, hi) for lo, hi in position_bins(T_max)]
+        for value, lo, hi in per_pos:  # position p has seen p + 1 tokens
+            row(name, base, "position", T_max, value, len(starts), bin_lo=lo, bin_hi=hi)
+        run = f"{m['label']} [{m['arch']} {m['pattern']}]"
+        curves.append(dict(run=run, setting=name, label=f"{run} {name}", model=m["label"], means=means, per_pos=per_pos))
+    m["model"] = model.set_scale_base(None).cpu()  # frees the GPU for the next run
+    return rows, curves
+
+
+def main(argv):
+    runs, cfg, lengths, bases, device = parse_args(argv)
+    models, data_dir, tokens, spans = load_runs(runs, cfg)
+    L = models[0]["model"].config.block_size
+    lengths = eval_lengths(cfg, lengths, L)
+    if len({m["model"].config.block_size for m in models}) > 1:
+        print(f"note: the runs were trained at different lengths; L = {L}, the first run's")
+    report_docs, tune_docs = split_documents(cfg, models, spans, data_dir)
+    if cfg.task == "retrieval":
+        import retrieval  # imported here: the loss mode needs none of it
+        return retrieval.evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengths, L, bases, device)
+    windows = all_windows(spans[report_docs], lengths, cfg, data_dir)
+    lengths = list(windows)
+    tune = tuning_windows(spans[tune_docs], lengths, cfg) if len(tune_docs) else None
+    if tune:
+        print(f"tuning scale_base at length {tune[0]} on {len(tune[1])} windows of {len(tune_docs)} held-out val documents")
     per_model = sum(len(s) * T for T, s in windows.items())
     total = sum(len(bases) + cfg.tune_scale if "N" in m["pattern"] else 1 for m in models) * per_model
-    bar = tqdm(total=total + len(has_n) * len(grid) * len(tune_windows) * T_tune, unit="tok", unit_scale=True,
-               dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30)  # a log file: a line per 30 s
+    if tune:  # tuning tries about the grid, "off" and two refinements
+        total += sum("N" in m["pattern"] for m in models) * (len(TUNE_GRID) + 3) * len(tune[1]) * tune[0]
+    bar = progress(total=total, unit="tok", unit_scale=True)  # counts tokens: long windows cost more
     rows, curves = [], []
     for m in models:
-        model, config = m["model"].to(device), m["model"].config
-
-        def losses(base, starts, T, name):  # (T,) loss summed over the windows, at scaling base
-            config.scale_base = base  # read by the N layers, in eval mode only
-            bar.set_description(f"{m['label']} {name} T={T}", refresh=False)
-            return window_losses(model, tokens, starts, T, cfg.batch_size, device, autocast, bar)
-
-        def row(setting, base, kind, T, loss, n_windows, **bins):
-            rows.append(dict(model=m["label"], arch=m["arch"], layer_pattern=m["pattern"], setting=setting,
-                             scale_base=base or "", kind=kind, length=T, loss=loss, n_windows=n_windows,
-                             n_tokens=n_windows * (bins["bin_hi"] - bins["bin_lo"] + 1 if bins else T), **bins))
-
-        settings = [(setting_name(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
-        if "N" in m["pattern"] and len(grid):
-            tuned = {}  # base: loss at T_tune on the tuning windows; the lowest wins
-            for base in grid:
-                loss = losses(base, tune_windows, T_tune, "tune " + setting_name(base))  # (T_tune,)
-                tuned[base] = loss.sum().item() / (len(tune_windows) * T_tune)
-                row(setting_name(base), base, "tune", T_tune, tuned[base], len(tune_windows))
-            best = min(tuned, key=tuned.get)
-            settings.append((f"tuned ({setting_name(best)})", best))
-            tqdm.write(f"{m['label']}: tuned scale_base {setting_name(best)} "
-                       f"({', '.join(f'{setting_name(b)} {v:.3f}' for b, v in tuned.items())})")
-        for name, base in settings:
-            means = {}
-            for T, starts in windows.items():
-                loss = losses(base, starts, T, name)  # (T,)
-                means[T] = loss.sum().item() / (len(starts) * T)
-                row(name, base, "mean", T, means[T], len(starts))
-            # the per-position view of the longest length (the last one: `loss` and `starts` are its)
-            per_pos = [(loss[lo - 1:hi].sum().item() / (len(starts) * (hi - lo + 1)), lo, hi)
-                       for lo, hi in position_bins(T_max)]  # position p has seen p + 1 tokens
-            for value, lo, hi in per_pos:
-                row(name, base, "position", T_max, value, len(starts), bin_lo=lo, bin_hi=hi)
-            run = f"{m['label']} [{m['arch']} {m['pattern']}]"
-            curves.append(dict(run=run, setting=name, label=f"{run} {name}", model=m["label"], means=means,
-                               per_pos=per_pos))
-        config.scale_base = None
-        m["model"] = model.cpu()  # frees the GPU for the next run
+        run_rows, run_curves = evaluate_loss(m, cfg, tokens, windows, tune, bases, device, autocast_for(device), bar)
+        rows, curves = rows + run_rows, curves + run_curves
     bar.close()
+    write_csv(rows, cfg.out + ".csv", ["model", "arch", "layer_pattern", "setting", "scale_base", "kind", "length",
+                                       "bin_lo", "bin_hi", "loss", "n_tokens", "n_windows", "interior", "gain_over_off"])
+    print_table(curves, lengths, L, data_dir, len(report_docs))
+    plot(curves, lengths, L, max(windows), cfg.out + ".png")
+    print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")
+    return dict(lengths=lengths, windows=windows, tune_windows=tune[1] if tune else np.array([], dtype=np.int64),
+                tune_docs=tune_docs, report_docs=report_docs, rows=rows, curves=curves)
 
-    # CSV (every number), markdown table, figure
-    columns = ["model", "arch", "layer_pattern", "setting", "scale_base", "kind", "length", "bin_lo", "bin_hi",
-               "loss", "n_tokens", "n_windows"]
-    with open(cfg.out + ".csv", "w", newline="") as f:
+
+def write_csv(rows, path, columns):
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    print(f"\nmean val loss by eval length (L = {L}; {data_dir}, {len(report_docs)} documents)\n")
+
+
+def print_table(curves, lengths, L, data_dir, n_docs):
+    print(f"\nmean val loss by eval length (L = {L}; {data_dir}, {n_docs} documents)\n")
     print("| model | setting | " + " | ".join(f"{T} ({T / L:g}x)" for T in lengths) + " |")
     print("| --- | --- |" + " ---: |" * len(lengths))
     for c in curves:
         print(f"| {c['run']} | {c['setting']} | " + " | ".join(f"{c['means'][T]:.3f}" for T in lengths) + " |")
-    plot(curves, lengths, L, T_max, cfg.out + ".png")
-    print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")
-    return dict(lengths=lengths, windows=windows, tune_windows=tune_windows, tune_docs=tune_docs,
-                report_docs=report_docs, rows=rows, curves=curves)
 
 
 def plot(curves, lengths, L, T_max, path):

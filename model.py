@@ -8,9 +8,10 @@ The whole decoder. GPT-RoPE, NoPE, SWA-RoPE, SWAN and SWAT are configurations of
 
     gpt  = "G"     nope = "N"     swa = "S"     swan = "NSSS"     swat = "S" + sigmoid + ALiBi
 
-SWAN-GPT's idea (PAPERS.md): RoPE only ever sees distances < window, which training covers, and
-the NoPE layers carry information across any distance without a position signal that could go
-out of distribution. So the model runs at lengths far beyond its training length L.
+SWAN-GPT's idea (arXiv 2504.08719): RoPE only ever sees distances < window, which training covers,
+and the NoPE layers carry information across any distance without a position signal that could go
+out of distribution. So the model runs at lengths far beyond its training length L. SWAT (arXiv
+2502.18845) windows every layer and replaces softmax with a sigmoid over RoPE logits plus ALiBi.
 """
 
 import math
@@ -42,7 +43,7 @@ class GPTConfig:
     window: int = 64  # keys an S layer sees, itself included
     rope_base: float = 10000.0
     attn: str = "softmax"  # "softmax" | "sigmoid" (SWAT)
-    alibi: str = "none"  # "none" | "balanced" | "negative": per-head slopes added to the logits
+    alibi: str = "none"  # "none" | "balanced" (SWAT) | "negative" (standard ALiBi): per-head slopes on the logits
     scale_base: float | None = None  # dynamic attention scaling base a for N layers, eval only
 
     def __post_init__(self):
@@ -79,10 +80,12 @@ class GPTConfig:
 
 
 def alibi_slopes(n_head, sign_pattern):
-    """SWAT's slopes: +-2^-k, k = 1..H/2. 'balanced': half the heads negative (favour recent keys),
-    half positive (keep old keys in view); 'negative': all negative, k = 1..H (standard ALiBi)."""
+    """Per-head slopes s_h of the logit term s_h * (i - j). 'balanced' (SWAT, arXiv 2502.18845):
+    -2^-k for half the heads (favour recent keys) and +2^-k for the other half (keep old keys in
+    view), k = 1..H/2. 'negative': standard ALiBi (arXiv 2108.12409), -2^(-8k/H), k = 1..H, which
+    is -2^-k only when H = 8; SWAT's all-negative variant."""
     if sign_pattern == "negative":
-        return -(2.0 ** -torch.arange(1, n_head + 1, dtype=torch.float32))
+        return -(2.0 ** (-8.0 * torch.arange(1, n_head + 1, dtype=torch.float32) / n_head))
     half = 2.0 ** -torch.arange(1, n_head // 2 + 1, dtype=torch.float32)
     return torch.cat([-half, half])
 
@@ -244,6 +247,13 @@ class GPT(nn.Module):
     def _init_weights(self, module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def set_scale_base(self, base):
+        """Dynamic attention scaling of the N layers at evaluation: a base a > 1, or None (off)."""
+        if base is not None and not base > 1:
+            raise ValueError(f"scale_base must be None or a number > 1 (log(a) must be positive), got {base}")
+        self.config.scale_base = base  # the attention layers share this config and read it per call
+        return self
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from data.prepare import DataError, load_tokenizer
-from train import autocast_for, load_model, parse_settings, pick_device
+from checkpoint import load_model
+from common import autocast_for, parse_settings, pick_device
 
 
 @dataclass
@@ -30,7 +31,7 @@ class SampleConfig:
 
 
 def main(argv):
-    cfg = SampleConfig(**parse_settings(argv, SampleConfig))
+    cfg = SampleConfig(**parse_settings(argv, SampleConfig, doc=__doc__, presets=False))
     if cfg.num_samples < 1 or cfg.max_new_tokens < 1 or cfg.temperature < 0:
         raise SystemExit("error: num_samples and max_new_tokens must be >= 1 and temperature >= 0")
     device = pick_device(cfg.device)

@@ -11,14 +11,12 @@ Every field of TrainConfig below and of model.GPTConfig is a setting. A preset i
 Python file of plain `key = value` lines (read as literals, never executed).
 """
 
-import ast
 import json
 import math
 import os
 import signal
 import sys
 import time
-import types
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
@@ -26,7 +24,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from data.prepare import DataError, atomic_write, load_meta, load_split, load_tokenizer, prepare
+from checkpoint import load_model, save_checkpoint
+from common import autocast_for, check_positive, parse_settings, pick_device, progress
+from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
 from model import ARCHS, GPT, GPTConfig
 
 DEFAULT_DATA = "data/shakespeare"  # prepared on first use; any other data_dir must exist
@@ -55,143 +55,6 @@ class TrainConfig:
     compile: bool = False
     seed: int = 1337
     sample_tokens: int = 256  # a sample printed at the end of training (0 = none)
-
-
-# -----------------------------------------------------------------------------
-# settings: dataclass fields, overridden by a preset file and by --key=value
-
-
-def parse_value(key, value, typ):
-    """Convert value (a string from the command line, or a literal from a preset) to typ."""
-    optional = isinstance(typ, types.UnionType) and type(None) in typ.__args__
-    if optional:
-        if value is None or str(value).lower() in ("none", "off"):
-            return None
-        typ = next(t for t in typ.__args__ if t is not type(None))
-    if typ is bool:
-        if isinstance(value, bool) or str(value).lower() in ("true", "false"):
-            return value if isinstance(value, bool) else str(value).lower() == "true"
-    elif typ is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    elif typ is int and isinstance(value, (int, str)) and not isinstance(value, bool):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    elif typ is str and isinstance(value, str):
-        return value
-    name = typ.__name__ + (" or None" if optional else "")
-    raise SystemExit(f"error: --{key}={value!r} is not a valid {name}")
-
-
-def read_preset(path):
-    """A preset is `key = literal` lines; anything else is refused rather than executed."""
-    try:
-        tree = ast.parse(open(path).read(), filename=path)
-    except (OSError, SyntaxError) as e:
-        raise SystemExit(f"error: cannot read preset {path}: {e}")
-    settings = {}
-    for node in tree.body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise SystemExit(f"error: {path}:{node.lineno}: a preset holds only `key = value` lines")
-        try:
-            settings[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError:
-            raise SystemExit(f"error: {path}:{node.lineno}: the value must be a literal (number, string, True/False/None)")
-    return settings
-
-
-def parse_settings(argv, *classes):
-    """{key: typed value} from preset files and --key=value arguments, checked against the fields."""
-    known = {f.name: f.type for cls in classes for f in fields(cls)}
-    raw = {}
-    for arg in argv:
-        if arg.startswith("--"):
-            key, eq, value = arg[2:].partition("=")
-            if not eq and known.get(key) is bool:
-                value = "true"  # a bare --flag switches a yes/no setting on
-            elif not eq:
-                raise SystemExit(f"error: {arg}: write settings as --key=value")
-            raw[key] = value
-        else:
-            raw.update(read_preset(arg))
-    for key in raw:
-        if key not in known:
-            raise SystemExit(f"error: unknown setting {key!r}; valid settings: {', '.join(known)}")
-    return {key: parse_value(key, value, known[key]) for key, value in raw.items()}
-
-
-def build_configs(argv):
-    settings = parse_settings(argv, TrainConfig, GPTConfig)
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in names})
-    for key in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval"):
-        if getattr(cfg, key) < 1:
-            raise SystemExit(f"error: --{key} must be >= 1, got {getattr(cfg, key)}")
-    if cfg.arch not in ARCHS:
-        raise SystemExit(f"error: --arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
-    model_settings = {k: v for k, v in settings.items() if k not in names}
-    return cfg, model_settings
-
-
-def pick_device(name):
-    """'auto' | 'cpu' | 'cuda' (the --device setting of every script) to a device, or SystemExit."""
-    if name not in ("auto", "cpu", "cuda"):
-        raise SystemExit(f"error: --device must be auto, cpu or cuda, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device=cuda but no CUDA GPU is available")
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-
-
-def autocast_for(device):
-    # bf16 matmuls on the GPU (weights stay fp32); plain fp32 on the CPU
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else nullcontext()
-
-
-# -----------------------------------------------------------------------------
-# checkpoints: written whole or not at all
-
-
-def save_checkpoint(path, **state):
-    atomic_write(path, lambda f: torch.save(state, f))  # a crash leaves the previous checkpoint whole
-
-
-def checkpoint_path(where):
-    return os.path.join(where, "ckpt.pt") if os.path.isdir(where) else where
-
-
-def load_checkpoint(where, device="cpu"):
-    """(checkpoint dict, GPTConfig) from a run directory or a ckpt.pt, or a one-line SystemExit."""
-    path = checkpoint_path(where)
-    if not os.path.exists(path):
-        raise SystemExit(f"error: no checkpoint at {path}")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # torch raises many kinds for a truncated or foreign file
-        raise SystemExit(f"error: {path} is corrupt or not a checkpoint written by train.py ({type(e).__name__})")
-    missing = [k for k in ("model", "model_config", "iter", "data") if k not in ckpt] if isinstance(ckpt, dict) else ["all"]
-    if missing:
-        raise SystemExit(f"error: {path} is not a checkpoint written by train.py (it lacks {', '.join(missing)})")
-    try:
-        config = GPTConfig(**ckpt["model_config"])
-    except (TypeError, ValueError) as e:
-        raise SystemExit(f"error: {path} holds a model config this version cannot build: {e}")
-    return ckpt, config
-
-
-def load_model(where, device="cpu", **config_overrides):
-    """A GPT from a checkpoint; overrides (say arch fields) keep the sizes and change the rest."""
-    ckpt, config = load_checkpoint(where, device)
-    try:
-        config = GPTConfig(**{**asdict(config), **config_overrides})
-        model = GPT(config)
-        model.load_state_dict(ckpt["model"], strict=True)
-    except (ValueError, RuntimeError) as e:
-        raise SystemExit(f"error: checkpoint {checkpoint_path(where)} does not fit this model: {str(e).splitlines()[0][:300]}")
-    return model.to(device), ckpt
 
 
 # -----------------------------------------------------------------------------
@@ -228,94 +91,124 @@ def estimate_val_loss(model, val_tokens, cfg, block_size, device, autocast):
     return float(np.mean(losses))
 
 
-def main(argv):
-    cfg, model_settings = build_configs(argv)
+# -----------------------------------------------------------------------------
+# the run, step by step
+
+
+def build_configs(argv):
+    settings = parse_settings(argv, TrainConfig, GPTConfig, doc=__doc__)
+    names = {f.name for f in fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in names})
+    check_positive(cfg, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval")
+    if cfg.arch not in ARCHS:
+        raise SystemExit(f"error: --arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
+    model_settings = {k: v for k, v in settings.items() if k not in names}
+    return cfg, model_settings
+
+
+def setup_processes(cfg):
+    """(device, rank, world): one process, or one of torchrun's (one per GPU)."""
     device, rank, world = pick_device(cfg.device), 0, 1
-    ddp = "RANK" in os.environ  # launched by torchrun: one process per GPU
-    if ddp:
+    if "RANK" in os.environ:  # launched by torchrun
         torch.distributed.init_process_group("nccl")
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
         torch.cuda.set_device(device)
-    master = rank == 0
-    device_type = "cuda" if device.startswith("cuda") else "cpu"
-    torch.manual_seed(cfg.seed)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    autocast = autocast_for(device)
+    return device, rank, world
 
-    # data, prepared on first use when it is the default
+
+def load_data(cfg, master, distributed):
+    """(meta, train tokens, val tokens); the default dataset is prepared on first use."""
     try:
         if not os.path.exists(os.path.join(cfg.data_dir, "meta.json")) and cfg.data_dir == DEFAULT_DATA:
             if master:
                 print(f"{DEFAULT_DATA} is missing: preparing it (python data/prepare.py)")
                 prepare("shakespeare", out_dir=DEFAULT_DATA)
-            if ddp:
+            if distributed:
                 torch.distributed.barrier()
         meta = load_meta(cfg.data_dir)
         train_tokens, _ = load_split(cfg.data_dir, "train")
         val_tokens, _ = load_split(cfg.data_dir, "val")
     except DataError as e:
         raise SystemExit(f"error: {e}")
+    return meta, train_tokens, val_tokens
 
-    # model: from scratch, resumed, or another run's weights in this architecture
+
+def build_model(cfg, model_settings, meta, device):
+    """(model, checkpoint or None): from scratch, resumed, or another run's weights in this
+    architecture (resume continues the saved architecture; PATH keeps only the source's sizes)."""
     arch_settings = {**ARCHS[cfg.arch], **model_settings}
-    start_iter, val_loss, ckpt_path = 0, None, os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.init_from == "scratch":
         try:
-            model_config = GPTConfig(**{"vocab_size": meta["vocab_size"], **arch_settings})
+            return GPT(GPTConfig(**{"vocab_size": meta["vocab_size"], **arch_settings})).to(device), None
         except ValueError as e:
             raise SystemExit(f"error: {e}")
-        model = GPT(model_config).to(device)
-        ckpt = None
-    else:
-        resume = cfg.init_from == "resume"
-        source = cfg.out_dir if resume else cfg.init_from
-        # resume continues the saved architecture; PATH keeps only the sizes of the source model
-        overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in ("vocab_size", "n_layer", "n_head", "n_embd")}
-        model, ckpt = load_model(source, device, **overrides)
-        model_config = model.config
-        start_iter = ckpt["iter"] if resume else 0
-        val_loss = ckpt.get("val_loss") if resume else None
-    if model_config.vocab_size < meta["vocab_size"]:
-        raise SystemExit(f"error: the model's vocab_size {model_config.vocab_size} is smaller than the data's {meta['vocab_size']}")
-    if min(len(train_tokens), len(val_tokens)) <= model_config.block_size + 1:
-        raise SystemExit(f"error: block_size={model_config.block_size} does not fit in the data ({len(val_tokens)} val tokens)")
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2), device_type)
-    if cfg.init_from == "resume":
-        optimizer.load_state_dict(ckpt["optimizer"])
-    ckpt = None  # free memory
-    model.rope_for(model_config.block_size, device)  # built before compiling: no growth inside the graph
-    raw_model = model
-    if cfg.compile:
-        model = torch.compile(model)
-    if ddp:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()])
+    resume = cfg.init_from == "resume"
+    source = cfg.out_dir if resume else cfg.init_from
+    sizes = ("vocab_size", "n_layer", "n_head", "n_embd")
+    overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in sizes}
+    return load_model(source, device, **overrides)
 
-    if master:
+
+class RunFolder:
+    """out_dir as the run writes it: log.jsonl and ckpt.pt, by rank 0 alone (the other ranks'
+    calls do nothing). On resume, log lines past the checkpoint are dropped, so the curve
+    continues from there."""
+
+    def __init__(self, cfg, model, optimizer, meta, start_iter, master):
+        self.cfg, self.model, self.optimizer, self.meta, self.master = cfg, model, optimizer, meta, master
+        self.ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+        if not master:
+            return
         os.makedirs(cfg.out_dir, exist_ok=True)
-        print(f"{cfg.arch} ({model_config.layer_pattern}, window {model_config.window}, {model_config.attn}): "
-              f"{raw_model.num_params() / 1e6:.2f}M parameters, {device}{f' x{world}' if ddp else ''}, "
-              f"data {cfg.data_dir} ({len(train_tokens):,} train tokens)")
         log_path = os.path.join(cfg.out_dir, "log.jsonl")
-        kept = []  # on resume, drop log lines past the checkpoint: the curve continues from there
+        kept = []
         if start_iter > 0 and os.path.exists(log_path):
             kept = [line for line in open(log_path) if json.loads(line)["iter"] <= start_iter]
         with open(log_path, "w") as f:
             f.writelines(kept)
-        log_file = open(log_path, "a")
+        self.log_file = open(log_path, "a")
 
-    def log(**row):
-        log_file.write(json.dumps(row) + "\n")
-        log_file.flush()
+    def log(self, **row):
+        if self.master:
+            self.log_file.write(json.dumps(row) + "\n")
+            self.log_file.flush()
 
-    def checkpoint(it):
-        if master:
-            save_checkpoint(ckpt_path, model=raw_model.state_dict(), optimizer=optimizer.state_dict(),
-                            model_config=asdict(model_config), train_config=asdict(cfg), iter=it, val_loss=val_loss,
+    def save(self, it, val_loss):
+        if self.master:
+            cfg, meta = self.cfg, self.meta
+            save_checkpoint(self.ckpt_path, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
+                            model_config=asdict(self.model.config), train_config=asdict(cfg), iter=it,
+                            val_loss=val_loss,
                             data={"data_dir": os.path.abspath(cfg.data_dir), "seed": cfg.seed, "next_iter": it,
                                   "tokenizer": meta["tokenizer"], "vocab_size": meta["vocab_size"]})
 
-    # Ctrl-C asks to stop after the current step, which then saves; a second one stops at once
+    def last_good(self):
+        return f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path) else "no checkpoint was written"
+
+
+def train_step(model, optimizer, x, y, cfg, distributed, autocast):
+    """One optimizer step over grad_accum micro-batches; returns the mean loss (a float)."""
+    loss_sum = 0.0
+    for micro, (xb, yb) in enumerate(zip(x.split(cfg.batch_size), y.split(cfg.batch_size))):
+        sync = not distributed or micro == cfg.grad_accum - 1  # all-reduce gradients once per step
+        with (nullcontext() if sync else model.no_sync()), autocast:
+            loss = model(xb, yb)[1] / cfg.grad_accum
+        loss.backward()
+        loss_sum += loss.detach()
+    loss_value = loss_sum.item()
+    if not math.isfinite(loss_value):  # the weights that gave it are never stepped into, never saved
+        return loss_value
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_value
+
+
+def catch_ctrl_c():
+    """Ctrl-C asks to stop after the current step, which then saves; a second one stops at once.
+    Returns the list that becomes non-empty once asked."""
     stop = []
 
     def on_sigint(signum, frame):
@@ -325,62 +218,85 @@ def main(argv):
         tqdm.write("stopping after this step (Ctrl-C again to stop at once, without saving)")
 
     signal.signal(signal.SIGINT, on_sigint)
+    return stop
 
-    tokens_per_iter = cfg.batch_size * cfg.grad_accum * model_config.block_size * world
-    bar = tqdm(total=cfg.max_iters, initial=start_iter, disable=not master, dynamic_ncols=True, unit="it",
-               mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line every 30 s
+
+def main(argv):
+    cfg, model_settings = build_configs(argv)
+    device, rank, world = setup_processes(cfg)
+    master, distributed = rank == 0, "RANK" in os.environ
+    torch.manual_seed(cfg.seed)
+    autocast = autocast_for(device)
+    meta, train_tokens, val_tokens = load_data(cfg, master, distributed)
+    model, ckpt = build_model(cfg, model_settings, meta, device)
+    L = model.config.block_size
+    if model.config.vocab_size < meta["vocab_size"]:
+        raise SystemExit(f"error: the model's vocab_size {model.config.vocab_size} is smaller than the data's {meta['vocab_size']}")
+    if min(len(train_tokens), len(val_tokens)) <= L + 1:
+        raise SystemExit(f"error: block_size={L} does not fit in the data ({len(val_tokens)} val tokens)")
+    resume = cfg.init_from == "resume"
+    start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if resume else (0, None)
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
+                                           torch.device(device).type)
+    if resume:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    ckpt = None  # free memory
+    model.rope_for(L, device)  # built before compiling: no growth inside the graph
+    runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved
+    if distributed:
+        runner = torch.nn.parallel.DistributedDataParallel(runner, device_ids=[torch.cuda.current_device()])
+    run = RunFolder(cfg, model, optimizer, meta, start_iter, master)
+    if master:
+        print(f"{cfg.arch} ({model.config.layer_pattern}, window {model.config.window}, {model.config.attn}): "
+              f"{model.num_params() / 1e6:.2f}M parameters, {device}{f' x{world}' if distributed else ''}, "
+              f"data {cfg.data_dir} ({len(train_tokens):,} train tokens)")
+
+    stop = catch_ctrl_c()
+    tokens_per_iter = cfg.batch_size * cfg.grad_accum * L * world
+    bar = progress(total=cfg.max_iters, initial=start_iter, disable=not master, unit="it")
     step_time = 0.0
     for it in range(start_iter, cfg.max_iters + 1):
         # evaluate every eval_interval (a resumed run did so before its checkpoint was saved)
         if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not (it == start_iter > 0):
-            val_loss = estimate_val_loss(model, val_tokens, cfg, model_config.block_size, device, autocast)
-            if master:
-                log(iter=it, val_loss=val_loss)
+            val_loss = estimate_val_loss(runner, val_tokens, cfg, L, device, autocast)
+            run.log(iter=it, val_loss=val_loss)
             if it > start_iter:
-                checkpoint(it)
+                run.save(it, val_loss)
         if it == cfg.max_iters or stop:
             break
         t0 = time.time()
         lr = get_lr(it, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = get_batch(train_tokens, it, cfg, model_config.block_size, rank, device, stream=0)
-        loss_sum = 0.0
-        for micro, (xb, yb) in enumerate(zip(x.split(cfg.batch_size), y.split(cfg.batch_size))):
-            sync = not ddp or micro == cfg.grad_accum - 1  # all-reduce gradients once per step
-            with (nullcontext() if sync else model.no_sync()), autocast:
-                loss = model(xb, yb)[1] / cfg.grad_accum
-            loss.backward()
-            loss_sum += loss.detach()
-        loss_value = loss_sum.item()
-        if not math.isfinite(loss_value):  # the weights that gave it are never saved
+        x, y = get_batch(train_tokens, it, cfg, L, rank, device, stream=0)
+        loss = train_step(runner, optimizer, x, y, cfg, distributed, autocast)
+        if not math.isfinite(loss):
             bar.close()
-            saved = f"the last good checkpoint is {ckpt_path}" if os.path.exists(ckpt_path) else "no checkpoint was written"
-            raise SystemExit(f"error: loss became {loss_value} at iter {it}; stopped, {saved}. Try a lower --learning_rate")
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            raise SystemExit(f"error: loss became {loss} at iter {it}; stopped, {run.last_good()}. Try a lower --learning_rate")
         step_time += time.time() - t0  # evaluation and checkpoints excluded from the rate
         bar.update(1)
         if (it + 1) % cfg.log_interval == 0:
             tokens_per_s, step_time = tokens_per_iter * cfg.log_interval / step_time, 0.0
-            bar.set_postfix(loss=f"{loss_value:.3f}", val=f"{val_loss or float('nan'):.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
-            if master:
-                log(iter=it + 1, loss=loss_value, lr=lr, tokens_per_s=tokens_per_s)
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss or float('nan'):.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+            run.log(iter=it + 1, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
     bar.close()
-    if stop:
-        checkpoint(it)
-        if master:
-            print(f"interrupted: saved {ckpt_path} at iter {it}; continue with --init_from=resume")
-    elif master and cfg.sample_tokens > 0:
-        enc = load_tokenizer(cfg.data_dir)
-        start = torch.tensor([[meta["eot_token"]]], device=device)  # a fresh document
-        with autocast:
-            out = raw_model.eval().generate(start, cfg.sample_tokens, temperature=0.8, top_k=200)
-        print(f"val loss {val_loss:.4f}; a sample:\n{'-' * 60}\n{enc.decode(out[0, 1:].tolist())}\n{'-' * 60}")
-    if ddp:
+    finish(cfg, run, stop, it, model, device, autocast, val_loss)
+    if distributed:
         torch.distributed.destroy_process_group()
+
+
+def finish(cfg, run, stop, it, model, device, autocast, val_loss):
+    """After the loop: save an interrupted run, or print a sample of a finished one."""
+    if stop:
+        run.save(it, val_loss)
+        if run.master:
+            print(f"interrupted: saved {run.ckpt_path} at iter {it}; continue with --init_from=resume")
+    elif run.master and cfg.sample_tokens > 0:
+        enc = load_tokenizer(cfg.data_dir)
+        start = torch.tensor([[run.meta["eot_token"]]], device=device)  # a fresh document
+        with autocast:
+            out = model.eval().generate(start, cfg.sample_tokens, temperature=0.8, top_k=200)
+        print(f"val loss {val_loss:.4f}; a sample:\n{'-' * 60}\n{enc.decode(out[0, 1:].tolist())}\n{'-' * 60}")
 
 
 if __name__ == "__main__":

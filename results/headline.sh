@@ -3,7 +3,7 @@
 # data order and schedule (config/gutenberg.py: 29M parameters, L = 512, window 128), the gpt run
 # converted to swan with 10% of its tokens, then every run evaluated at L, 2L, ... 32L.
 #
-#   python data/prepare.py --dataset=../shared/data/gutenberg   # once
+#   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
 #   bash results/headline.sh                                     # one H100: 6.3 minutes
 #
 # The five trainings share the GPU (run side by side, so their compiles overlap); each one's

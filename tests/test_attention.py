@@ -1,4 +1,4 @@
-"""The PyTorch path of attention() against a dense float64 reference written here."""
+"""The PyTorch path of attention() against the dense float64 reference of tests/reference.py."""
 
 import pathlib
 import subprocess
@@ -8,31 +8,7 @@ import pytest
 import torch
 
 from attention import attention, attention_decode
-
-
-def reference(q, k, v, window=None, kind="softmax", alibi_slopes=None, scale=None):
-    """Dense masked attention in float64, the queries being the last Tq positions of the keys:
-    the definition, with no cleverness. tests/test_attention_triton.py checks the kernel with it too."""
-    q, k, v = q.double(), k.double(), v.double()
-    H, Tq, D = q.shape[1], q.shape[2], q.shape[3]
-    Tk = k.shape[2]
-    scale = D ** -0.5 if scale is None else scale
-    dist = torch.arange(Tk - Tq, Tk, device=q.device)[:, None] - torch.arange(Tk, device=q.device)[None, :]
-    visible = (dist >= 0) & (dist < (window or Tk))
-    logits = scale * q @ k.transpose(-1, -2)
-    if alibi_slopes is not None:
-        logits = logits + alibi_slopes.double().view(H, 1, 1) * dist
-    if kind == "softmax":
-        weights = logits.masked_fill(~visible, float("-inf")).softmax(-1)
-    else:
-        weights = torch.sigmoid(logits) * visible
-    return weights @ v
-
-
-def rel_err(a, b):
-    # relative to the reference, or absolute where the reference is exactly zero (the q gradient
-    # of a one-key softmax window: its weight is always 1)
-    return ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1.0)).item()
+from reference import reference, rel_err
 
 
 def make_inputs(B, H, Tq, Tk, D, seed=0):

@@ -1,4 +1,4 @@
-"""The Triton path of attention() against the dense float64 reference of test_attention.py.
+"""The Triton path of attention() against the dense float64 reference of tests/reference.py.
 
 Without a GPU the kernels run in Triton's interpreter (tests/conftest.py sets TRITON_INTERPRET)
 in float32, which reaches float32 rounding; on a GPU the same cases run there, and the tests
@@ -8,17 +8,13 @@ import pytest
 import torch
 
 from attention import attention
-from test_attention import reference  # the float64 definition
+from reference import reference, rel_err
 
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
 cuda_only = pytest.mark.skipif(not CUDA, reason="needs a GPU")
 # masked-out sigmoid logits may overflow exp2 to inf (giving weight 0, as meant); numpy says so
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp2:RuntimeWarning")
-
-
-def rel_err(a, b):
-    return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
 def inputs(B, H, Tq, Tk, D, dtype=torch.float32, seed=0):
@@ -96,7 +92,7 @@ def test_auto_backend_choice(monkeypatch):
     import attention as module
 
     calls = []
-    monkeypatch.setattr(module, "_attention_triton", lambda *a: calls.append(a[3:5]) or a[0])
+    monkeypatch.setattr(module, "window_attention_triton", lambda *a: calls.append(a[3:5]) or a[0])
     q, k, v = inputs(1, 2, 8, 8, 16)
     module.attention(q, k, v, window=4)
     module.attention(q, k, v, window=4, kind="sigmoid")

@@ -17,6 +17,7 @@ import torch
 
 import extrapolate
 import train
+from checkpoint import load_model
 from data.prepare import load_split
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,6 +114,25 @@ def test_windows_stay_inside_documents_and_do_not_overlap():
     assert not np.array_equal(a, b)  # the seed matters
 
 
+def test_tune_base_considers_off_and_grows_past_an_edge():
+    calls = []
+
+    def loss_of(base):  # a stub model whose loss is lowest at a = 20000, far past the first grid
+        calls.append(base)
+        return 1.0 if base is None else 0.5 + 0.1 * abs(np.log2(base / 20000))
+
+    best, losses, interior = extrapolate.tune_base(loss_of)
+    assert calls[0] is None and None in losses  # "off" first, always a candidate
+    assert interior and 16384 in losses and 32768 in losses and 65536 not in losses  # grown until inside
+    assert best == pytest.approx(16384 * 2 ** 0.5)  # refined between neighbours: 23170 is nearer 20000
+    assert len(calls) == len(set(calls))  # no base evaluated twice
+    # "off" wins when no base helps; a best base on a limit is reported as not interior
+    best, losses, interior = extrapolate.tune_base(lambda b: 1.0 if b is None else 1.0 + 1 / b)
+    assert best is None and not interior and max(b for b in losses if b) == 2 ** 20
+    best, _, interior = extrapolate.tune_base(lambda b: 1.0 if b is None else np.log(b), grid=(4, 8))
+    assert best == 2 and not interior  # halved down to the lower limit, 1.5 < 2
+
+
 def test_position_bins():
     assert extrapolate.position_bins(1) == [(1, 1)]
     assert extrapolate.position_bins(8) == [(1, 1), (2, 3), (4, 8)]
@@ -175,7 +195,7 @@ def test_mean_loss_equals_a_direct_computation(report, runs, tiny_data):
     mean = {(r["model"], r["setting"], int(r["length"])): float(r["loss"]) for r in read_csv(out) if r["kind"] == "mean"}
     cases = [(runs[0], "gpt", "off", None), (runs[1], "swan", "off", None), (runs[1], "swan", "a=64", 64)]
     for where, name, setting, base in cases:  # scale_base set by the config, as sample.py does
-        model, _ = train.load_model(where, "cpu", scale_base=base)
+        model, _ = load_model(where, "cpu", scale_base=base)
         model.eval()
         for T in (L, 4 * L):
             losses = []
@@ -210,14 +230,17 @@ def test_tune_scale_holds_its_documents_out(runs, many_docs, tmp_path, record):
         assert -1 not in docs and not set(docs) & set(result["tune_docs"]), T
         tuning = {tuple(result["tune_windows"].tolist())} if T == 1024 else set()
         assert {c[3] for c in record if c[2] == T} == {tuple(starts.tolist())} | tuning  # same for both models
-        assert len([c for c in record if c[2] == T]) == 3 + 8 * bool(tuning)  # swan off, tuned; gpt; 8 bases
+        n_tune = len([r for r in read_csv(tmp_path / "t") if r["kind"] == "tune"])
+        assert len([c for c in record if c[2] == T]) == 3 + n_tune * bool(tuning)  # swan off, tuned; gpt; the bases
     assert set(inside(result["tune_windows"], 1024, spans)) <= set(result["tune_docs"])
     rows = read_csv(tmp_path / "t")
-    tune = {float(r["scale_base"]): float(r["loss"]) for r in rows if r["kind"] == "tune"}
-    assert sorted(tune) == list(extrapolate.TUNE_GRID)  # the default grid, swan only
+    tune = {r["setting"]: float(r["loss"]) for r in rows if r["kind"] == "tune"}
+    assert "off" in tune and {f"a={b:g}" for b in extrapolate.TUNE_GRID} <= set(tune)  # off, the grid, and more
     best = min(tune, key=tune.get)
     settings = {(r["model"], r["setting"]) for r in rows if r["kind"] == "mean"}
-    assert settings == {("gpt", "off"), ("swan", "off"), ("swan", f"tuned (a={best:g})")}
+    assert settings == {("gpt", "off"), ("swan", "off"), ("swan", f"tuned ({best})")}
+    tuned = [r for r in rows if r["setting"].startswith("tuned") and r["kind"] == "mean"]
+    assert all(float(r["gain_over_off"]) == pytest.approx(tune["off"] - tune[best]) for r in tuned)
     # without tuning the same length draws on every document
     plain = extrapolate.main(args + [f"--out={tmp_path / 'p'}"])
     assert set(inside(plain["windows"][1024], 1024, spans)) & set(result["tune_docs"])
@@ -254,6 +277,7 @@ def test_runs_of_other_data(runs, many_docs, tmp_path):
     (["RUN", "--max_len=16"], "below the training length"),
     (["RUN", "--scale_base=off,1"], "--scale_base='off,1'"),
     (["RUN", "--scale_base=big"], "bases > 1 or off"),
+    (["RUN", "--task=needles"], "--task must be loss or retrieval"),
     (["RUN", "--device=tpu"], "--device must be"),
     (["RUN", "--tune_scale"], "needs at least 2 val documents"),
     (["RUN", "--lengths=5000,9000"], "no length fits"),

@@ -36,7 +36,9 @@ def test_layer_patterns():
     swat = make("swat").transformer.h[0].attn
     assert swat.config.attn == "sigmoid"
     assert torch.equal(swat.alibi_slopes, torch.tensor([-0.5, -0.25, 0.5, 0.25]))
-    assert torch.equal(alibi_slopes(4, "negative"), torch.tensor([-0.5, -0.25, -0.125, -0.0625]))
+    # standard ALiBi (arXiv 2108.12409): 2^(-8k/H), which is 2^-k only for H = 8
+    assert torch.equal(alibi_slopes(4, "negative"), torch.tensor([-0.25, -0.0625, -0.015625, -0.00390625]))
+    assert torch.equal(alibi_slopes(8, "negative"), -(2.0 ** -torch.arange(1.0, 9.0)))
 
 
 def test_any_length_and_loss():

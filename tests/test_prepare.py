@@ -1,5 +1,5 @@
 """Tests for data/prepare.py on tiny folders of documents (CPU, a few seconds)."""
-import json, os, random, subprocess, sys
+import os, random, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -251,3 +251,77 @@ def test_shakespeare(tmp_path):
     assert (spans[:, 1] - spans[:, 0]).min() > 10_000  # whole plays
     text = load_tokenizer(out).decode(tokens[spans[0, 0]:spans[0, 1]].tolist())
     assert text.startswith("JULIUS CAESAR") and "Gutenberg" not in text
+
+
+def test_tokenizer_from(tmp_path, tiny_data):
+    texts = write_docs(tmp_path / "books", range(3, 7))
+    out = prepare(str(tmp_path / "books"), out_dir=str(tmp_path / "out"), tokenizer_from=tiny_data)
+    meta, source = load_meta(out), load_meta(tiny_data)
+    for key in ("tokenizer", "pattern", "vocab_size", "eot_token", "tokenizer_sha256", "dtype"):
+        assert meta[key] == source[key], key
+    assert meta["vocab_size"] == 300 and meta["tokenizer_from"] == os.path.abspath(tiny_data)
+    s = "Unseen text: the King's 12345 naïve lords\n\nspoke"
+    assert load_tokenizer(out).encode_ordinary(s) == load_tokenizer(tiny_data).encode_ordinary(s)
+    assert len(load_tokenizer(out).encode_ordinary(s)) == 33  # of 49 bytes: the tiny data's merges
+    own = prepare(str(tmp_path / "books"), out_dir=str(tmp_path / "own"), vocab_size=300)  # a BPE of these books
+    assert load_tokenizer(own).encode_ordinary(s) != load_tokenizer(out).encode_ordinary(s)
+    check_split(out, "val", [texts["doc05"]])  # 3rd of 4 sorted names
+    # the same tokenizer and vocabulary given explicitly agree with it; into tokenizer_from's own folder too
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for f in os.listdir(tiny_data):
+        (copy / f).write_bytes((Path(tiny_data) / f).read_bytes())
+    prepare(str(tmp_path / "books"), out_dir=str(copy), tokenizer_from=str(copy), tokenizer="bpe", vocab_size=300)
+    assert load_meta(str(copy))["tokenizer_sha256"] == source["tokenizer_sha256"] and load_meta(str(copy))["val_docs"] == 1
+
+
+def test_tokenizer_from_gpt2(tmp_path, monkeypatch):
+    texts = write_docs(tmp_path / "c", range(4))
+    pattern, ranks = prep.train_bpe(list(texts.values()), 270)
+    monkeypatch.setattr(prep.tiktoken, "get_encoding", lambda name: prep.make_bpe(pattern, ranks, 269))
+    gpt2 = prepare(str(tmp_path / "c"), out_dir=str(tmp_path / "gpt2"), tokenizer="gpt2")
+    out = prepare(str(tmp_path / "c"), out_dir=str(tmp_path / "out"), tokenizer_from=gpt2)
+    meta = load_meta(out)
+    assert (meta["tokenizer"], meta["vocab_size"], meta["eot_token"]) == ("gpt2", 270, 269)
+    assert "tokenizer_sha256" not in meta and not os.path.exists(os.path.join(out, "tokenizer.tiktoken"))
+    assert load_split(out, "train")[0].tolist() == load_split(gpt2, "train")[0].tolist()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"vocab_size": 512}, "vocab_size=512 conflicts with tokenizer_from=.*, whose vocab_size is 300"),
+    ({"tokenizer": "gpt2"}, "tokenizer=gpt2 conflicts with tokenizer_from=.*, whose tokenizer is bpe"),
+    ({"tokenizer_from": "NOWHERE"}, "NOWHERE is not a prepared dataset"),
+])
+def test_tokenizer_from_errors(tmp_path, tiny_data, kwargs, message):
+    write_docs(tmp_path / "c", range(3))
+    kwargs = {"tokenizer_from": tiny_data, **kwargs}
+    kwargs["tokenizer_from"] = kwargs["tokenizer_from"].replace("NOWHERE", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match=message.replace("NOWHERE", str(tmp_path / "nowhere"))):
+        prepare(str(tmp_path / "c"), out_dir=str(tmp_path / "out"), **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_docs_note_and_max_docs(tmp_path, capsys):
+    texts = write_docs(tmp_path / "c", range(9))
+    (tmp_path / "c" / "blank1.txt").write_text("\n\n")
+    (tmp_path / "c" / "blank2.txt").write_text("   ")
+    out = prepare(str(tmp_path / "c"), out_dir=str(tmp_path / "out"), vocab_size=260, max_docs=4)
+    assert "note: skipped 2 empty documents\n" in capsys.readouterr().out
+    assert load_meta(out)["train_docs"] == 2  # 10 train names, the first 4 of them: 2 blank, doc00, doc01
+    check_split(out, "train", [texts["doc00"], texts["doc01"]])
+    with pytest.raises(DataError, match="^max_docs=0 must be at least 1$"):
+        prepare(str(tmp_path / "c"), out_dir=str(tmp_path / "out2"), max_docs=0)
+
+
+def test_cli_tokenizer_from_and_max_docs(tmp_path, tiny_data):
+    write_docs(tmp_path / "c", range(3))
+    run = [sys.executable, str(ROOT / "data" / "prepare.py"), f"--dataset={tmp_path / 'c'}"]
+    r = subprocess.run(run + ["--max_docs=-1", f"--out_dir={tmp_path / 'bad'}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr == "error: max_docs=-1 must be at least 1\n"
+    r = subprocess.run(run + [f"--tokenizer_from={tiny_data}", "--vocab_size=299", f"--out_dir={tmp_path / 'bad'}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "vocab_size=299 conflicts" in r.stderr
+    r = subprocess.run(run + [f"--tokenizer_from={tiny_data}", f"--out_dir={tmp_path / 'out'}"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert load_meta(str(tmp_path / "out"))["tokenizer_sha256"] == load_meta(tiny_data)["tokenizer_sha256"]

@@ -1,0 +1,146 @@
+"""
+The window kernel against FlexAttention, SDPA and the PyTorch path, on one GPU: milliseconds and
+TFLOP/s forward and forward+backward, bf16, and the kernel's error against float32.
+
+    python bench_attention.py           # the README's five shapes (an H100: a few minutes)
+    python bench_attention.py --quick   # two small shapes
+
+Every rate is counted on the window's FLOPs, 4 * D * sum_i min(i + 1, W) per head forward and
+2.5x that backward, whatever a kernel computes; the global causal table counts causal FLOPs.
+"""
+
+import sys
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from attention import _attention_torch, attention
+from common import parse_settings
+
+SHAPES = [(8, 12, 4096, 64, 512), (2, 12, 16384, 64, 512), (1, 12, 65536, 64, 512), (8, 16, 4096, 128, 512),
+          (2, 16, 16384, 128, 1024)]  # (B, H, T, D, W)
+QUICK_SHAPES = [(4, 12, 4096, 64, 512), (2, 16, 4096, 128, 1024)]
+NAMES = ["triton", "flex", "sdpa causal", "sdpa mask", "torch", "sig+alibi"]  # the last: triton, SWAT's mode
+
+
+@dataclass
+class BenchAttentionConfig:
+    quick: bool = False  # two small shapes instead of the five of the README
+
+
+def timed(fn, q, k, v, do):
+    """(forward ms, forward+backward ms), "oom" where memory ran out."""
+    from triton.testing import do_bench
+    try:
+        # a long warm-up: after compiles the GPU has idled and its clock must ramp up again
+        fwd = do_bench(lambda: fn(q, k, v), warmup=250, return_mode="median")
+        both = do_bench(lambda: torch.autograd.grad(fn(q, k, v), (q, k, v), do), warmup=250, return_mode="median")
+        return fwd, both
+    except torch.OutOfMemoryError:
+        return "oom", "oom"
+    finally:
+        torch.cuda.empty_cache()
+
+
+def contenders(T, W, H, flex):
+    """The six functions (q, k, v) -> out of NAMES, for one shape."""
+    from torch.nn.attention.flex_attention import create_block_mask
+    slopes = torch.tensor([(-1) ** h * 2.0 ** -(h // 2 + 1) for h in range(H)], device="cuda")
+    block_mask = create_block_mask(lambda b, h, i, j: (i - j >= 0) & (i - j < W), None, None, T, T,
+                                   device="cuda", _compile=True)
+
+    def sdpa_mask(q, k, v, mask=[]):  # the T x T mask is built once, on first use (it may not fit)
+        if not mask:
+            i = torch.arange(T, device="cuda")
+            mask.append((i[:, None] - i[None, :] >= 0) & (i[:, None] - i[None, :] < W))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask[0])
+
+    return slopes, [lambda q, k, v: attention(q, k, v, window=W, backend="triton"),
+                    lambda q, k, v: flex(q, k, v, block_mask=block_mask),
+                    lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                    sdpa_mask,
+                    lambda q, k, v: _attention_torch(q, k, v, W, "softmax", None, q.shape[-1] ** -0.5),
+                    lambda q, k, v: attention(q, k, v, window=W, kind="sigmoid", alibi_slopes=slopes, backend="triton")]
+
+
+def kernel_errors(q, k, v, do, W, slopes):
+    """Max relative error over out, dq, dk, dv of the kernel against float32 through the torch path,
+    softmax and sigmoid+ALiBi."""
+    errs = []
+    for kind, sl in [("softmax", None), ("sigmoid", slopes)]:
+        ours = attention(q, k, v, window=W, kind=kind, alibi_slopes=sl, backend="triton")
+        ours = [ours, *torch.autograd.grad(ours, (q, k, v), do)]
+        q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
+        ref = _attention_torch(q32, k32, v32, W, kind, sl, q.shape[-1] ** -0.5)
+        ref = [ref, *torch.autograd.grad(ref, (q32, k32, v32), do.float())]
+        errs.append(max(((a.float() - b).norm() / b.norm()).item() for a, b in zip(ours, ref)))
+        del ours, ref, q32, k32, v32
+        torch.cuda.empty_cache()
+    return errs
+
+
+def random_inputs(B, H, T, D):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q, k, v, do = (torch.randn(B, H, T, D, device="cuda", generator=g, dtype=torch.bfloat16) for _ in range(4))
+    return (*(t.requires_grad_() for t in (q, k, v)), do)
+
+
+def cell(ms, flops):
+    return f"{'oom':>14}" if ms == "oom" else f"{ms:8.3f} {flops / ms / 1e9:5.0f}"
+
+
+def bench_windows(shapes, flex):
+    print("\nms and TFLOP/s (window FLOPs). err: max over out, dq, dk, dv of |ours - ref| / |ref|, ref in float32")
+    print(f"{'B,H,T,D,W':<22} {'pass':<7}" + "".join(f"{n:>15}" for n in NAMES)
+          + "  flex/ours sig/soft  err soft   err sig")
+    for B, H, T, D, W in shapes:
+        q, k, v, do = random_inputs(B, H, T, D)
+        flops = 4 * D * B * H * (W * (W + 1) // 2 + (T - W) * W)
+        slopes, fns = contenders(T, W, H, flex)
+        for fn in fns:  # compile everything for this shape first: no compile workers busy while timing
+            try:
+                torch.autograd.grad(fn(q, k, v), (q, k, v), do)
+            except torch.OutOfMemoryError:
+                pass
+            torch.cuda.synchronize()
+        times = [timed(fn, q, k, v, do) for fn in fns]
+        errs = kernel_errors(q, k, v, do, W, slopes)
+        for p, (label, mult) in enumerate([("fwd", 1.0), ("fwd+bwd", 3.5)]):
+            ts = [t[p] for t in times]
+            ratios = [ts[1] / ts[0], ts[5] / ts[0]] if "oom" not in (ts[0], ts[1], ts[5]) else [float("nan")] * 2
+            err = f"{errs[0]:10.1e}{errs[1]:10.1e}" if p else ""
+            print(f"{str((B, H, T, D, W)).replace(' ', ''):<22} {label:<7}"
+                  + "".join(f" {cell(t, flops * mult)}" for t in ts) + f"{ratios[0]:11.2f}{ratios[1]:9.2f}" + err)
+
+
+def bench_global(quick):
+    """Global causal layers (what triton_applies chooses for window=None): causal FLOPs here."""
+    print("\nglobal causal, ms and TFLOP/s on causal FLOPs")
+    print(f"{'B,H,T,D':<22} {'pass':<7}{'triton':>15}{'sdpa causal':>15}")
+    for B, H, T, D in [(8, 12, 4096, 64)] if quick else [(8, 12, 4096, 64), (2, 16, 16384, 128)]:
+        q, k, v, do = random_inputs(B, H, T, D)
+        flops = 2 * D * B * H * T * (T + 1)
+        ours = timed(lambda q, k, v: attention(q, k, v, backend="triton"), q, k, v, do)
+        sdpa = timed(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), q, k, v, do)
+        for p, (label, mult) in enumerate([("fwd", 1.0), ("fwd+bwd", 3.5)]):
+            print(f"{str((B, H, T, D)).replace(' ', ''):<22} {label:<7} {cell(ours[p], flops * mult)}"
+                  f" {cell(sdpa[p], flops * mult)}")
+
+
+def main(argv):
+    cfg = BenchAttentionConfig(**parse_settings(argv, BenchAttentionConfig, doc=__doc__, presets=False))
+    if not torch.cuda.is_available():
+        raise SystemExit("error: bench_attention.py times the Triton kernel on a CUDA GPU; none is available here")
+    import triton
+    from torch.nn.attention.flex_attention import flex_attention
+    warnings.simplefilter("ignore")  # flex's and torch.compile's notices would split the table
+    print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}, bf16")
+    flex = torch.compile(flex_attention)
+    bench_windows(QUICK_SHAPES if cfg.quick else SHAPES, flex)
+    bench_global(cfg.quick)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

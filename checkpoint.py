@@ -1,0 +1,55 @@
+"""
+Checkpoints: one file per run, `OUT_DIR/ckpt.pt`, written whole or not at all.
+
+A checkpoint is a dict: model (state dict), model_config (GPTConfig's fields), optimizer,
+train_config (TrainConfig's fields), iter, val_loss, and data (data_dir, seed, next_iter and the
+tokenizer the model was trained with). Every script reads runs through load_model, which names
+the problem in one line when a path is missing, corrupt, foreign or does not fit the model.
+"""
+
+import os
+from dataclasses import asdict
+
+import torch
+
+from data.prepare import atomic_write
+from model import GPT, GPTConfig
+
+
+def save_checkpoint(path, **state):
+    atomic_write(path, lambda f: torch.save(state, f))  # a crash leaves the previous checkpoint whole
+
+
+def checkpoint_path(where):
+    return os.path.join(where, "ckpt.pt") if os.path.isdir(where) else where
+
+
+def load_checkpoint(where, device="cpu"):
+    """(checkpoint dict, GPTConfig) from a run directory or a ckpt.pt, or a one-line SystemExit."""
+    path = checkpoint_path(where)
+    if not os.path.exists(path):
+        raise SystemExit(f"error: no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # torch raises many kinds for a truncated or foreign file
+        raise SystemExit(f"error: {path} is corrupt or not a checkpoint written by train.py ({type(e).__name__})")
+    missing = [k for k in ("model", "model_config", "iter", "data") if k not in ckpt] if isinstance(ckpt, dict) else ["all"]
+    if missing:
+        raise SystemExit(f"error: {path} is not a checkpoint written by train.py (it lacks {', '.join(missing)})")
+    try:
+        config = GPTConfig(**ckpt["model_config"])
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"error: {path} holds a model config this version cannot build: {e}")
+    return ckpt, config
+
+
+def load_model(where, device="cpu", **config_overrides):
+    """A GPT from a checkpoint; overrides (say arch fields) keep the sizes and change the rest."""
+    ckpt, config = load_checkpoint(where, device)
+    try:
+        config = GPTConfig(**{**asdict(config), **config_overrides})
+        model = GPT(config)
+        model.load_state_dict(ckpt["model"], strict=True)
+    except (ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: checkpoint {checkpoint_path(where)} does not fit this model: {str(e).splitlines()[0][:300]}")
+    return model.to(device), ckpt

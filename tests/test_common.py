@@ -1,0 +1,83 @@
+"""common.py: settings from dataclasses and presets, generated --help, lists, the device."""
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+import common
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclass
+class Demo:
+    max_iters: int = 400  # optimizer steps
+    learning_rate: float = 3e-3
+    compile: bool = False  # torch.compile the model
+    arch: str = "swan"
+    scale_base: float | None = None  # None = off
+
+
+def test_a_bare_flag_is_only_for_yes_no_settings():
+    assert common.parse_settings(["--compile", "--max_iters=3"], Demo) == dict(compile=True, max_iters=3)
+    with pytest.raises(SystemExit, match="--max_iters: write settings as --key=value"):
+        common.parse_settings(["--max_iters"], Demo)
+
+
+def test_presets_are_read_not_executed(tmp_path):
+    good = tmp_path / "good.py"
+    good.write_text("# a preset\narch = 'gpt'\nmax_iters = 7\nlearning_rate = 1e-3  # why\nscale_base = None\n")
+    assert common.parse_settings([str(good), "--max_iters=9"], Demo) == \
+        dict(arch="gpt", max_iters=9, learning_rate=1e-3, scale_base=None)
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n")
+    with pytest.raises(SystemExit, match="only `key = value`"):
+        common.parse_settings([str(bad)], Demo)
+    with pytest.raises(SystemExit, match="takes only --key=value"):
+        common.parse_settings([str(good)], Demo, presets=False)
+
+
+def test_values_are_typed_or_refused_in_one_line():
+    assert common.parse_settings(["--scale_base=off", "--learning_rate=1"], Demo) == dict(scale_base=None, learning_rate=1.0)
+    assert common.parse_settings(["--scale_base=362.5"], Demo) == dict(scale_base=362.5)
+    for arg, message in [("--max_iters=1.5", "not a valid int"), ("--compile=maybe", "not a valid bool"),
+                         ("--scale_base=big", "not a valid float or None"), ("--bogus=1", "unknown setting 'bogus'")]:
+        with pytest.raises(SystemExit, match=message) as e:
+            common.parse_settings([arg], Demo)
+        assert str(e.value).startswith("error: ") and "\n" not in str(e.value)
+
+
+def test_help_lists_every_field_with_its_default_and_comment(capsys):
+    with pytest.raises(SystemExit) as e:
+        common.parse_settings(["--max_iters=3", "--help"], Demo, doc="Demo script.\n\n    python demo.py")
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Demo script.")
+    assert "  --max_iters=400  # optimizer steps" in out
+    assert "  --learning_rate=0.003\n" in out  # no comment, no '#'
+    assert "  --scale_base=None  # None = off" in out
+
+
+@pytest.mark.parametrize("script", ["train.py", "sample.py", "extrapolate.py", "bench.py", "bench_attention.py"])
+def test_every_script_has_help(script):
+    out = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert "settings (--key=value" in out.stdout and out.stdout.count("\n  --") >= 1
+    assert "--device=auto" in out.stdout or script == "bench_attention.py"
+
+
+def test_parse_list():
+    assert common.parse_list("lengths", "64,32,64,1024") == [64, 32, 1024]
+    assert common.parse_list("depths", "0,0.5", float, lambda d: 0 <= d < 1, "fractions in [0, 1)") == [0.0, 0.5]
+    for text in ("32,abc", "0,32", ""):
+        with pytest.raises(SystemExit, match="is not a comma-separated list of integers >= 1"):
+            common.parse_list("lengths", text)
+
+
+def test_pick_device():
+    assert common.pick_device("cpu") == "cpu"
+    with pytest.raises(SystemExit, match="--device must be auto, cpu or cuda, got 'tpu'"):
+        common.pick_device("tpu")
