@@ -10,6 +10,7 @@ field with its default and the comment beside it in the dataclass, after the scr
 """
 
 import ast
+import csv
 import inspect
 import re
 import sys
@@ -157,3 +158,11 @@ def autocast_for(device):
 def progress(**kwargs):
     """A tqdm bar: live on a terminal; into a log file, a plain line every 30 s."""
     return tqdm(dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30, **kwargs)
+
+
+def write_csv(rows, path, columns):
+    """rows (dicts) as a CSV with these columns; a missing value is an empty cell."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)

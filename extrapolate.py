@@ -22,7 +22,6 @@ the best base is inside it, then is refined between neighbours (tune_base). Writ
 (every number) and PREFIX.png, and prints a markdown table.
 """
 
-import csv
 import math
 import os
 import sys
@@ -32,13 +31,13 @@ import numpy as np
 import torch
 
 from checkpoint import load_model
-from common import autocast_for, check_positive, parse_list, parse_settings, pick_device, progress
+from common import autocast_for, check_positive, parse_list, parse_settings, pick_device, progress, write_csv
 from data.prepare import DataError, load_meta, load_split
 from model import ARCHS
+import retrieval
+from scaling import TUNE_GRID, scale_item, setting_name, tune_base
 
 BATCH_TOKENS = 65536  # tokens per forward: 16384 tokens x 8192 vocab of fp32 logits is 0.5 GB already
-TUNE_GRID = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # --tune_scale's first candidates, beside "off"
-TUNE_LIMITS = (1.5, 2.0 ** 20)  # the grid grows no further: log(a + n) / log(a) is ~1 beyond the top
 
 
 @dataclass
@@ -82,40 +81,6 @@ def parse_args(argv):
     if not os.access(out_dir, os.W_OK):
         raise SystemExit(f"error: cannot write to {out_dir} (--out={cfg.out})")
     return runs, cfg, lengths, bases, device
-
-
-def scale_item(v):  # a base a > 1, or `off`
-    return None if v.lower() in ("off", "none") else float(v)
-
-
-def setting_name(base):
-    return "off" if base is None else f"a={base:g}"
-
-
-def tune_base(loss_of, grid=TUNE_GRID, limits=TUNE_LIMITS):
-    """The scaling base with the lowest loss_of(base), "off" (None) always among the candidates.
-    The grid of bases grows by doubling past whichever edge holds the best base until the best
-    is inside it (or a limit is reached), then the two geometric midpoints around the best are
-    tried, so neighbouring candidates end about 1.4x apart. Returns (best, {base: loss},
-    interior), interior being whether the best numeric base had a tried neighbour on each side."""
-    losses = {None: loss_of(None)}
-    for base in sorted(grid):
-        losses[base] = loss_of(base)
-    while True:
-        bases = sorted(b for b in losses if b is not None)
-        best = min(bases, key=losses.get)
-        if best == bases[0] and best / 2 >= limits[0]:
-            losses[best / 2] = loss_of(best / 2)
-        elif best == bases[-1] and best * 2 <= limits[1]:
-            losses[best * 2] = loss_of(best * 2)
-        else:
-            break
-    interior = bases[0] < best < bases[-1]
-    for base in (best / math.sqrt(2), best * math.sqrt(2)):
-        if interior and base not in losses:
-            losses[base] = loss_of(base)
-    best = min(losses, key=lambda b: (losses[b], b is not None))  # a tie goes to "off"
-    return best, losses, interior
 
 
 # -----------------------------------------------------------------------------
@@ -327,7 +292,6 @@ def main(argv):
         print(f"note: the runs were trained at different lengths; L = {L}, the first run's")
     report_docs, tune_docs = split_documents(cfg, models, spans, data_dir)
     if cfg.task == "retrieval":
-        import retrieval  # imported here: the loss mode needs none of it
         return retrieval.evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengths, L, bases, device)
     windows = all_windows(spans[report_docs], lengths, cfg, data_dir)
     lengths = list(windows)
@@ -351,13 +315,6 @@ def main(argv):
     print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")
     return dict(lengths=lengths, windows=windows, tune_windows=tune[1] if tune else np.array([], dtype=np.int64),
                 tune_docs=tune_docs, report_docs=report_docs, rows=rows, curves=curves)
-
-
-def write_csv(rows, path, columns):
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def print_table(curves, lengths, L, data_dir, n_docs):

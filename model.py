@@ -265,7 +265,10 @@ class GPT(nn.Module):
             self.rope = rope_tables(n, self.config.n_embd // self.config.n_head, self.config.rope_base, device)
         return self.rope
 
-    def forward(self, idx, targets=None, cache=None, reduction="mean"):
+    def forward(self, idx, targets=None, cache=None, reduction="mean", last=1):
+        """idx (B, T) -> (logits, loss). With targets: logits (B, T, vocab) and the cross-entropy
+        (a mean, or (B, T) with reduction="none"). Without: the logits of the last `last`
+        positions only, (B, last, vocab): generation needs one, scoring an answer a few."""
         B, T = idx.shape
         if cache is not None:
             cache.check_room(T)
@@ -276,8 +279,8 @@ class GPT(nn.Module):
         x = self.transformer.ln_f(x)
         if cache is not None:
             cache.advance(T)
-        if targets is None:  # generation needs only the last position's logits
-            return self.lm_head(x[:, -1:, :]), None  # (B, 1, vocab)
+        if targets is None:
+            return self.lm_head(x[:, -last:, :]), None  # (B, last, vocab)
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
         return logits, loss if reduction != "none" else loss.view(B, T)

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from checkpoint import load_model, save_checkpoint
 from common import autocast_for, check_positive, parse_settings, pick_device, progress
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
+from data.tasks import TASKS, TaskMaker
 from model import ARCHS, GPT, GPTConfig
 
 DEFAULT_DATA = "data/shakespeare"  # prepared on first use; any other data_dir must exist
@@ -55,6 +56,10 @@ class TrainConfig:
     compile: bool = False
     seed: int = 1337
     sample_tokens: int = 256  # a sample printed at the end of training (0 = none)
+    retrieval: float = 0.0  # fraction of training sequences replaced by needle tasks (data/tasks.py)
+    retrieval_keys: int = 4  # the most needles of a multikey training example
+    retrieval_tasks: str = "passkey,multikey,multivalue"  # drawn uniformly: a task named twice comes twice as often
+    retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
 
 
 # -----------------------------------------------------------------------------
@@ -62,10 +67,22 @@ class TrainConfig:
 # sees exactly the batches the uninterrupted one would have
 
 
-def get_batch(tokens, it, cfg, block_size, rank, device, stream):
+def get_batch(tokens, it, cfg, block_size, rank, device, stream, tasks=None):
+    """(inputs, targets), each (batch_size * grad_accum, block_size): windows of the token stream.
+    With tasks = (TaskMaker, tokens, spans) and cfg.retrieval > 0 (from retrieval_start on), a
+    fraction cfg.retrieval of them, chosen at random, are needle examples instead (data/tasks.py),
+    of the same length, trained on every token like the rest (their filler is book text)."""
     rng = np.random.default_rng([cfg.seed, stream, it, rank])
-    starts = rng.integers(0, len(tokens) - block_size - 1, size=cfg.batch_size * cfg.grad_accum)
-    chunk = np.stack([tokens[s:s + block_size + 1] for s in starts]).astype(np.int64)
+    n = cfg.batch_size * cfg.grad_accum
+    starts = rng.integers(0, len(tokens) - block_size - 1, size=n)
+    chunk = np.stack([tokens[s:s + block_size + 1] for s in starts]).astype(np.int64)  # (n, T + 1)
+    if tasks is not None and cfg.retrieval > 0 and it >= cfg.retrieval_start * cfg.max_iters:
+        maker, task_tokens, task_spans = tasks
+        task_rng = np.random.default_rng([cfg.seed, stream, it, rank, 1])  # the text windows stay as they were
+        n_tasks = int(cfg.retrieval * n + task_rng.random())  # rounded at random: the mean is exactly F * n
+        for row in task_rng.choice(n, size=n_tasks, replace=False):
+            chunk[row] = maker.sample(block_size + 1, task_tokens, task_spans, task_rng, tasks=cfg.retrieval_tasks.split(","),
+                                      max_keys=cfg.retrieval_keys).tokens
     chunk = torch.from_numpy(chunk).to(device, non_blocking=True)
     return chunk[:, :-1], chunk[:, 1:]  # (B * grad_accum, T) inputs and targets
 
@@ -99,7 +116,15 @@ def build_configs(argv):
     settings = parse_settings(argv, TrainConfig, GPTConfig, doc=__doc__)
     names = {f.name for f in fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in settings.items() if k in names})
-    check_positive(cfg, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval")
+    check_positive(cfg, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval",
+                   "retrieval_keys")
+    if not 0 <= cfg.retrieval < 1:
+        raise SystemExit(f"error: --retrieval={cfg.retrieval} must be a fraction in [0, 1)")
+    unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
+    if unknown:
+        raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")
+    if not 0 <= cfg.retrieval_start < 1:
+        raise SystemExit(f"error: --retrieval_start={cfg.retrieval_start} must be a fraction of max_iters in [0, 1)")
     if cfg.arch not in ARCHS:
         raise SystemExit(f"error: --arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
     model_settings = {k: v for k, v in settings.items() if k not in names}
@@ -118,7 +143,8 @@ def setup_processes(cfg):
 
 
 def load_data(cfg, master, distributed):
-    """(meta, train tokens, val tokens); the default dataset is prepared on first use."""
+    """(meta, train tokens, val tokens, tasks); the default dataset is prepared on first use.
+    tasks is what get_batch needs for the retrieval mix, or None without one."""
     try:
         if not os.path.exists(os.path.join(cfg.data_dir, "meta.json")) and cfg.data_dir == DEFAULT_DATA:
             if master:
@@ -127,11 +153,12 @@ def load_data(cfg, master, distributed):
             if distributed:
                 torch.distributed.barrier()
         meta = load_meta(cfg.data_dir)
-        train_tokens, _ = load_split(cfg.data_dir, "train")
+        train_tokens, train_spans = load_split(cfg.data_dir, "train")
         val_tokens, _ = load_split(cfg.data_dir, "val")
+        tasks = (TaskMaker(load_tokenizer(cfg.data_dir)), train_tokens, train_spans) if cfg.retrieval > 0 else None
     except DataError as e:
         raise SystemExit(f"error: {e}")
-    return meta, train_tokens, val_tokens
+    return meta, train_tokens, val_tokens, tasks
 
 
 def build_model(cfg, model_settings, meta, device):
@@ -227,13 +254,19 @@ def main(argv):
     master, distributed = rank == 0, "RANK" in os.environ
     torch.manual_seed(cfg.seed)
     autocast = autocast_for(device)
-    meta, train_tokens, val_tokens = load_data(cfg, master, distributed)
+    meta, train_tokens, val_tokens, tasks = load_data(cfg, master, distributed)
     model, ckpt = build_model(cfg, model_settings, meta, device)
     L = model.config.block_size
     if model.config.vocab_size < meta["vocab_size"]:
         raise SystemExit(f"error: the model's vocab_size {model.config.vocab_size} is smaller than the data's {meta['vocab_size']}")
     if min(len(train_tokens), len(val_tokens)) <= L + 1:
         raise SystemExit(f"error: block_size={L} does not fit in the data ({len(val_tokens)} val tokens)")
+    if tasks:  # the longest example the mix can draw must fit in a training sequence
+        k = cfg.retrieval_keys
+        most = {"passkey": None, "multikey": k, "multivalue": max(2, k)}  # the keys of its longest example
+        need = max(tasks[0].min_length(t, most[t]) for t in set(cfg.retrieval_tasks.split(",")))
+        if L + 1 < need:
+            raise SystemExit(f"error: --retrieval with --retrieval_keys={k} needs block_size >= {need - 1}, got {L}")
     resume = cfg.init_from == "resume"
     start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if resume else (0, None)
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
@@ -268,7 +301,7 @@ def main(argv):
         lr = get_lr(it, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y = get_batch(train_tokens, it, cfg, L, rank, device, stream=0)
+        x, y = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks)
         loss = train_step(runner, optimizer, x, y, cfg, distributed, autocast)
         if not math.isfinite(loss):
             bar.close()

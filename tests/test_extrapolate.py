@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import extrapolate
+import scaling
 import train
 from checkpoint import load_model
 from data.prepare import load_split
@@ -121,15 +122,15 @@ def test_tune_base_considers_off_and_grows_past_an_edge():
         calls.append(base)
         return 1.0 if base is None else 0.5 + 0.1 * abs(np.log2(base / 20000))
 
-    best, losses, interior = extrapolate.tune_base(loss_of)
+    best, losses, interior = scaling.tune_base(loss_of)
     assert calls[0] is None and None in losses  # "off" first, always a candidate
     assert interior and 16384 in losses and 32768 in losses and 65536 not in losses  # grown until inside
     assert best == pytest.approx(16384 * 2 ** 0.5)  # refined between neighbours: 23170 is nearer 20000
     assert len(calls) == len(set(calls))  # no base evaluated twice
     # "off" wins when no base helps; a best base on a limit is reported as not interior
-    best, losses, interior = extrapolate.tune_base(lambda b: 1.0 if b is None else 1.0 + 1 / b)
+    best, losses, interior = scaling.tune_base(lambda b: 1.0 if b is None else 1.0 + 1 / b)
     assert best is None and not interior and max(b for b in losses if b) == 2 ** 20
-    best, _, interior = extrapolate.tune_base(lambda b: 1.0 if b is None else np.log(b), grid=(4, 8))
+    best, _, interior = scaling.tune_base(lambda b: 1.0 if b is None else np.log(b), grid=(4, 8))
     assert best == 2 and not interior  # halved down to the lower limit, 1.5 < 2
 
 
@@ -235,7 +236,7 @@ def test_tune_scale_holds_its_documents_out(runs, many_docs, tmp_path, record):
     assert set(inside(result["tune_windows"], 1024, spans)) <= set(result["tune_docs"])
     rows = read_csv(tmp_path / "t")
     tune = {r["setting"]: float(r["loss"]) for r in rows if r["kind"] == "tune"}
-    assert "off" in tune and {f"a={b:g}" for b in extrapolate.TUNE_GRID} <= set(tune)  # off, the grid, and more
+    assert "off" in tune and {f"a={b:g}" for b in scaling.TUNE_GRID} <= set(tune)  # off, the grid, and more
     best = min(tune, key=tune.get)
     settings = {(r["model"], r["setting"]) for r in rows if r["kind"] == "mean"}
     assert settings == {("gpt", "off"), ("swan", "off"), ("swan", f"tuned ({best})")}

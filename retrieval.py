@@ -1,0 +1,188 @@
+"""
+Retrieval far beyond the training length: needles hidden in book text (data/tasks.py), asked for
+at the end, scored by exact match. `python extrapolate.py RUN... --task=retrieval` runs it.
+
+For every (task, number of keys, length T, depth) the same `trials` examples are built for every
+run, from the val documents not held out for tuning, before any model is seen. An example of
+T + 1 tokens is read as T tokens of input; it is right when every answer token is the argmax
+of the model's prediction at its position, which is what greedy decoding would write (teacher
+forcing equals free decoding as long as every token is right). One forward pass per batch, and
+only the logits of the last few positions are computed, so 32x L fits in memory.
+
+With --tune_scale, each run with N layers gets one scaling base for every cell, chosen by
+extrapolate.tune_base on the answer loss (mean negative log-likelihood of the answer tokens,
+smoother than accuracy) of examples built from the held-out documents at the longest length.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common import autocast_for, parse_list, progress, write_csv
+from data.prepare import DataError, load_tokenizer
+from data.tasks import DEFAULT_KEYS, TASKS, TaskMaker
+from scaling import setting_name, tune_base
+
+BATCH_TOKENS = 65536  # tokens per forward pass
+
+
+def task_list(cfg):
+    """[(task, num_keys)] of the --tasks and --num_keys settings (num_keys applies to multikey)."""
+    tasks = cfg.tasks.split(",")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise SystemExit(f"error: unknown task {unknown[0]!r} in --tasks; the tasks are {', '.join(TASKS)}")
+    keys = parse_list("num_keys", cfg.num_keys)
+    return [(t, k) for t in dict.fromkeys(tasks) for k in (keys if t == "multikey" else [DEFAULT_KEYS[t]])]
+
+
+def build_examples(maker, cells, depths, trials, tokens, spans, seed):
+    """{(task, keys, T, depth): [Example of T + 1 tokens] * trials}, every cell from its own seed."""
+    examples = {}
+    for task, keys, T in cells:
+        for d, depth in enumerate(depths):
+            rng = np.random.default_rng([seed, T, TASKS.index(task), keys, d])
+            examples[task, keys, T, depth] = [maker.make(task, T + 1, tokens, spans, rng, depth=depth, num_keys=keys)
+                                              for _ in range(trials)]
+    return examples
+
+
+@torch.no_grad()
+def score(model, examples, device, autocast, batch_size=8):
+    """(correct, answer_loss) of examples, all of one length T + 1: per example, whether every
+    answer token is the argmax of the model's prediction, and the mean cross-entropy of the
+    answer tokens. Both (n,) numpy arrays."""
+    T = len(examples[0].tokens) - 1
+    batch = max(1, min(batch_size, BATCH_TOKENS // T))
+    correct, losses = [], []
+    for i in range(0, len(examples), batch):
+        group = examples[i:i + batch]
+        n_answer = max(e.answer[1] - e.answer[0] for e in group)
+        idx = torch.from_numpy(np.stack([e.tokens[:-1] for e in group])).to(device)  # (b, T)
+        with autocast:
+            logits, _ = model(idx, last=n_answer)  # (b, n_answer, vocab): predictions of the last tokens
+        logits = logits.float()
+        for row, e in enumerate(group):
+            m = e.answer[1] - e.answer[0]
+            target = torch.from_numpy(e.tokens[e.answer[0]:e.answer[1]]).to(device)  # (m,)
+            predicted = logits[row, n_answer - m:]  # (m, vocab), position T - m + k predicts answer token k
+            correct.append(bool((predicted.argmax(-1) == target).all()))
+            losses.append(F.cross_entropy(predicted, target).item())
+    return np.array(correct), np.array(losses)
+
+
+def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengths, L, bases, device):
+    """extrapolate.py --task=retrieval: rows of accuracy per (run, setting, task, keys, length,
+    depth); writes cfg.out .csv and .png and prints tables."""
+    tasks = task_list(cfg)
+    depths = parse_list("depths", cfg.depths, float, lambda d: 0 <= d < 1, "depths in [0, 1)")
+    try:
+        maker = TaskMaker(load_tokenizer(data_dir))
+    except DataError as e:
+        raise SystemExit(f"error: {e}")
+    for task, keys in tasks:
+        need = maker.min_length(task, keys) - 1
+        if min(lengths) < need:
+            raise SystemExit(f"error: --lengths: {task} with {keys} key(s) needs lengths >= {need}, got {min(lengths)}")
+    cells = [(task, keys, T) for T in lengths for task, keys in tasks]
+    examples = build_examples(maker, cells, depths, cfg.trials, tokens, spans[report_docs], cfg.seed)
+    tune = None
+    if len(tune_docs):  # at the longest length up to 32 L, two examples per task and depth
+        T_tune = max([T for T in lengths if T <= 32 * L] or lengths)
+        tune_cells = [(task, keys, T_tune) for task, keys in tasks]
+        tune = [e for ex in build_examples(maker, tune_cells, depths, 2, tokens, spans[tune_docs], cfg.seed + 1).values()
+                for e in ex]
+        print(f"tuning scale_base on the answer loss of {len(tune)} examples of length {T_tune} "
+              f"from {len(tune_docs)} held-out val documents")
+    autocast = autocast_for(device)
+    per_setting = sum(len(ex) * T for (_, _, T, _), ex in examples.items())
+    n_settings = sum(len(bases) + bool(tune) if "N" in m["pattern"] else 1 for m in models)
+    bar = progress(total=n_settings * per_setting, unit="tok", unit_scale=True, desc="retrieval")
+    rows = []
+    for m in models:
+        model = m["model"].to(device)
+        settings = [(setting_name(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
+        if "N" in m["pattern"] and tune:
+            best, losses, interior = tune_base(lambda b: score(model.set_scale_base(b), tune, device, autocast,
+                                                               cfg.batch_size)[1].mean())
+            settings.append((f"tuned ({setting_name(best)})", best))
+            print(f"{m['label']}: tuned scale_base {setting_name(best)} (answer loss {losses[best]:.3f}, "
+                  f"off {losses[None]:.3f}; {'inside' if interior else 'at the edge of'} the grid)")
+        for name, base in settings:
+            model.set_scale_base(base)
+            for (task, keys, T, depth), ex in examples.items():
+                bar.set_description(f"{m['label']} {name} {task} T={T}", refresh=False)
+                correct, loss = score(model, ex, device, autocast, cfg.batch_size)
+                rows.append(dict(run=m["label"], arch=m["arch"], layer_pattern=m["pattern"], task=task, num_keys=keys,
+                                 length=T, depth=depth, setting=name, scale_base=base or "",
+                                 accuracy=correct.mean(), n=len(correct), answer_loss=loss.mean()))
+                bar.update(len(ex) * T)
+        m["model"] = model.set_scale_base(None).cpu()  # frees the GPU for the next run
+    bar.close()
+    write_csv(rows, cfg.out + ".csv", ["run", "arch", "layer_pattern", "task", "num_keys", "length", "depth", "setting",
+                                       "scale_base", "accuracy", "n", "answer_loss"])
+    print_tables(rows, lengths, L)
+    plot(rows, lengths, depths, L, cfg.out + ".png")
+    print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")
+    return dict(lengths=lengths, rows=rows, examples=examples, tune_examples=tune)
+
+
+def mean_accuracy(rows, **match):
+    chosen = [r["accuracy"] for r in rows if all(r[k] == v for k, v in match.items())]
+    return float(np.mean(chosen)) if chosen else float("nan")
+
+
+def print_tables(rows, lengths, L):
+    curves = list(dict.fromkeys((r["run"], r["arch"], r["layer_pattern"], r["setting"]) for r in rows))
+    tasks = list(dict.fromkeys((r["task"], r["num_keys"]) for r in rows))
+    print(f"\nexact-match accuracy (%) by eval length, mean over depths (L = {L})\n")
+    print("| run | setting | task | " + " | ".join(f"{T} ({T / L:g}x)" for T in lengths) + " |")
+    print("| --- | --- | --- |" + " ---: |" * len(lengths))
+    for run, arch, pattern, setting in curves:
+        for task, keys in tasks + [("all", None)]:
+            match = dict(run=run, setting=setting) if task == "all" else dict(run=run, setting=setting, task=task, num_keys=keys)
+            label = "all tasks" if task == "all" else task + (f" K={keys}" if task == "multikey" else "")
+            cells = [mean_accuracy(rows, length=T, **match) for T in lengths]
+            print(f"| {run} [{arch} {pattern}] | {setting} | {label} | " + " | ".join(f"{100 * a:.0f}" for a in cells) + " |")
+
+
+def plot(rows, lengths, depths, L, path):
+    """One heatmap per run (accuracy over depth x length, all tasks, at the run's tuned setting if
+    it has one, else off) and a line plot of mean accuracy against length for every setting."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+    runs = list(dict.fromkeys(r["run"] for r in rows))
+    cols = min(4, len(runs) + 1)
+    nrows = math.ceil((len(runs) + 1) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
+    axes = axes.ravel()
+    for ax, run in zip(axes, runs):
+        settings = list(dict.fromkeys(r["setting"] for r in rows if r["run"] == run))
+        setting = next((s for s in settings if s.startswith("tuned")), settings[0])
+        grid = np.array([[mean_accuracy(rows, run=run, setting=setting, length=T, depth=d) for T in lengths] for d in depths])
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto", origin="upper")
+        ax.set_xticks(range(len(lengths)), [f"{T / L:g}L" for T in lengths], fontsize=7)
+        ax.set_yticks(range(len(depths)), [f"{d:g}" for d in depths], fontsize=7)
+        arch = next(r for r in rows if r["run"] == run)
+        ax.set_title(f"{run} [{arch['layer_pattern']}] {setting}", fontsize=8)
+        ax.set_xlabel("eval length", fontsize=7)
+        ax.set_ylabel("needle depth", fontsize=7)
+    fig.colorbar(image, ax=axes[:len(runs)].tolist(), fraction=0.02, label="exact match")
+    ax = axes[len(runs)]
+    for i, run in enumerate(runs):
+        settings = list(dict.fromkeys(r["setting"] for r in rows if r["run"] == run))
+        for j, setting in enumerate(settings):
+            accuracy = [mean_accuracy(rows, run=run, setting=setting, length=T) for T in lengths]
+            ax.plot(lengths, accuracy, ["-", "--", ":"][j % 3], color=f"C{i % 10}", marker="o", ms=3,
+                    label=f"{run} {setting}")
+    ax.set_xscale("log", base=2)
+    ax.axvline(L, color="gray", lw=1, ls="--")
+    ax.set(xlabel="eval length (tokens)", ylabel="exact match, all tasks", ylim=(-0.03, 1.03), title="mean accuracy")
+    ax.legend(fontsize=5)
+    for ax in axes[len(runs) + 1:]:
+        ax.axis("off")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)

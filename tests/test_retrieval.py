@@ -1,0 +1,197 @@
+"""Retrieval: the scorer against a hand-built case, the training mix in get_batch, and
+extrapolate.py --task=retrieval end to end on tiny runs, with its errors."""
+
+import csv
+import os
+import types
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+import extrapolate
+import retrieval
+import train
+from data.prepare import load_split, load_tokenizer
+from data.tasks import TaskMaker
+
+
+class AnswerStub(torch.nn.Module):
+    """A "model" that predicts the answer of each example it is given, except at the answer
+    positions listed in `wrong` (example index -> answer token index), where it predicts token 0."""
+
+    def __init__(self, examples, wrong, vocab):
+        super().__init__()
+        self.examples, self.wrong, self.vocab = examples, wrong, vocab
+
+    def forward(self, idx, last=1):
+        logits = torch.zeros(idx.shape[0], last, self.vocab)
+        for row in range(idx.shape[0]):
+            e = next(i for i, e in enumerate(self.examples) if torch.equal(torch.from_numpy(e.tokens[:-1]), idx[row]))
+            answer = self.examples[e].tokens[self.examples[e].answer[0]:]
+            for k, token in enumerate(answer):  # logits position last - len(answer) + k predicts token k
+                logits[row, last - len(answer) + k, 0 if k in self.wrong.get(e, ()) else token] = 5.0
+        return logits, None
+
+
+@pytest.fixture(scope="module")
+def maker_and_val(tiny_data):
+    tokens, spans = load_split(tiny_data, "val")
+    return TaskMaker(load_tokenizer(tiny_data)), tokens, spans
+
+
+def test_score_is_exact_match_of_every_answer_token(maker_and_val):
+    maker, tokens, spans = maker_and_val
+    rng = np.random.default_rng(5)
+    examples = [maker.make(task, 401, tokens, spans, rng, num_keys=keys)
+                for task, keys in [("passkey", 1), ("multikey", 3), ("multivalue", 3), ("passkey", 1), ("multikey", 5)]]
+    lengths = [e.answer[1] - e.answer[0] for e in examples]
+    wrong = {1: {0}, 2: {lengths[2] - 1}, 4: set(range(lengths[4]))}  # the first, the last, every token wrong
+    stub = AnswerStub(examples, wrong, 300)
+    for batch_size in (1, 2, 5):  # answers of different lengths in one batch
+        correct, loss = retrieval.score(stub, examples, "cpu", torch.autocast("cpu", enabled=False), batch_size)
+        assert correct.tolist() == [True, False, False, True, False]
+        # a right token costs -log softmax(5 at one of 300) = log(299 + e^5) - 5; a wrong one 5 more
+        right = np.log(299 + np.exp(5)) - 5
+        expect = [right, right + 5 / lengths[1], right + 5 / lengths[2], right, right + 5]
+        assert loss == pytest.approx(expect, rel=1e-5)
+
+
+def test_examples_are_the_same_for_every_run_and_seeded_per_cell(maker_and_val):
+    maker, tokens, spans = maker_and_val
+    cells = [("passkey", 1, 201), ("multikey", 4, 301)]
+    a = retrieval.build_examples(maker, cells, [0.0, 0.5], 3, tokens, spans, seed=7)
+    b = retrieval.build_examples(maker, cells[::-1], [0.0, 0.5], 3, tokens, spans, seed=7)  # another order
+    assert a.keys() == b.keys() and len(a) == 4
+    for key in a:
+        assert all(np.array_equal(x.tokens, y.tokens) for x, y in zip(a[key], b[key]))
+        assert all(len(x.tokens) == key[2] + 1 for x in a[key])  # T + 1: T of input, the last is a target
+    assert not np.array_equal(a["passkey", 1, 201, 0.0][0].tokens, a["passkey", 1, 201, 0.0][1].tokens)
+
+
+def batch_args(tiny_data, **settings):
+    cfg = train.build_configs([f"--data_dir={tiny_data}", "--batch_size=7", "--grad_accum=3", "--max_iters=100"]
+                              + [f"--{k}={v}" for k, v in settings.items()])[0]
+    meta, tokens, _, tasks = train.load_data(cfg, True, False)
+    return cfg, tokens, tasks
+
+
+def test_the_mix_replaces_a_fraction_of_the_batch_and_is_a_pure_function(tiny_data):
+    plain_cfg, tokens, no_tasks = batch_args(tiny_data)
+    cfg, _, tasks = batch_args(tiny_data, retrieval=0.3, retrieval_keys=1)
+    assert no_tasks is None and isinstance(tasks[0], TaskMaker)
+    replaced = 0
+    for it in range(40):
+        x0, y0 = train.get_batch(tokens, it, plain_cfg, 200, 0, "cpu", stream=0)
+        x, y = train.get_batch(tokens, it, cfg, 200, 0, "cpu", stream=0, tasks=tasks)
+        again = train.get_batch(tokens, it, cfg, 200, 0, "cpu", stream=0, tasks=tasks)
+        assert torch.equal(x, again[0]) and torch.equal(y, again[1])  # resume sees the same batch
+        assert x.shape == (21, 200) and torch.equal(x[:, 1:], y[:, :-1])
+        changed = (x != x0).any(1)
+        replaced += int(changed.sum())
+        assert torch.equal(x[~changed], x0[~changed])  # the other rows are the text windows of a plain run
+        assert changed.sum() in (6, 7)  # 0.3 * 21 = 6.3, rounded at random
+    assert replaced / (40 * 21) == pytest.approx(0.3, abs=0.02)
+    only_passkey, _, passkey_tasks = batch_args(tiny_data, retrieval=0.5, retrieval_tasks="passkey")
+    x = train.get_batch(tokens, 3, only_passkey, 200, 0, "cpu", stream=0, tasks=passkey_tasks)[0]
+    question = passkey_tasks[0].piece["\nWhat is the pass key? The pass key is"]
+    rows = [r for r in x.tolist() if any(r[i:i + len(question)] == question for i in range(200 - len(question)))]
+    assert len(rows) in (10, 11)  # every replaced row is a passkey example
+    late, _, late_tasks = batch_args(tiny_data, retrieval=0.3, retrieval_keys=1, retrieval_start=0.5)
+    x_early = train.get_batch(tokens, 49, late, 200, 0, "cpu", stream=0, tasks=late_tasks)[0]
+    assert torch.equal(x_early, train.get_batch(tokens, 49, plain_cfg, 200, 0, "cpu", stream=0)[0])  # before 50: text only
+    assert not torch.equal(train.get_batch(tokens, 50, late, 200, 0, "cpu", stream=0, tasks=late_tasks)[0],
+                           train.get_batch(tokens, 50, plain_cfg, 200, 0, "cpu", stream=0)[0])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--retrieval=1"], "--retrieval=1.0 must be a fraction in [0, 1)"),
+    (["--retrieval=-0.1"], "must be a fraction in [0, 1)"),
+    (["--retrieval_start=1.5"], "--retrieval_start=1.5 must be a fraction"),
+    (["--retrieval=0.5", "--retrieval_tasks=passkey,cloze"], "--retrieval_tasks: unknown task 'cloze'"),
+    (["--retrieval=0.5", "--block_size=32"], "--retrieval with --retrieval_keys=4 needs block_size >= "),
+])
+def test_mix_errors_are_one_line(tiny_args, tmp_path, args, message):
+    with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace(")", r"\)")) as e:
+        train.main(tiny_args + [f"--out_dir={tmp_path}"] + args)
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_data, tmp_path_factory):
+    """A gpt and a swan (L = 192), trained briefly with the mix (the accuracy is not the point)."""
+    base = tmp_path_factory.mktemp("runs")
+    for arch in ("gpt", "swan"):
+        train.main([f"--data_dir={tiny_data}", f"--out_dir={base / arch}", f"--arch={arch}", "--n_layer=2",
+                    "--n_head=2", "--n_embd=32", "--block_size=192", "--window=16", "--batch_size=4",
+                    "--max_iters=6", "--eval_interval=6", "--eval_iters=1", "--sample_tokens=0", "--device=cpu",
+                    "--retrieval=0.5", "--retrieval_keys=1"])
+    return str(base / "gpt"), str(base / "swan")
+
+
+def test_end_to_end_on_the_cpu_writes_csv_and_png(runs, tmp_path):
+    out = str(tmp_path / "needles")
+    args = [*runs, "--task=retrieval", "--lengths=320,500", "--tasks=passkey,multikey", "--num_keys=2,3",
+            "--depths=0,0.5", "--trials=3", "--scale_base=off,64", "--device=cpu", f"--out={out}"]
+    result = extrapolate.main(args)
+    rows = list(csv.DictReader(open(out + ".csv")))
+    assert list(rows[0]) == ["run", "arch", "layer_pattern", "task", "num_keys", "length", "depth", "setting",
+                             "scale_base", "accuracy", "n", "answer_loss"]
+    # gpt once, swan off and a=64; (passkey, multikey K=2, K=3) x 2 lengths x 2 depths
+    assert len(rows) == 3 * 3 * 2 * 2
+    assert {(r["run"], r["setting"]) for r in rows} == {("gpt", "off"), ("swan", "off"), ("swan", "a=64")}
+    assert {(r["task"], r["num_keys"]) for r in rows} == {("passkey", "1"), ("multikey", "2"), ("multikey", "3")}
+    assert all(r["n"] == "3" and 0 <= float(r["accuracy"]) <= 1 and float(r["answer_loss"]) > 0 for r in rows)
+    swan = {(r["setting"], r["task"], r["num_keys"], r["length"], r["depth"]): float(r["answer_loss"])
+            for r in rows if r["run"] == "swan"}
+    assert any(swan["off", *k[1:]] != swan["a=64", *k[1:]] for k in swan if k[0] == "off")  # scaling acts
+    assert matplotlib.image.imread(out + ".png").shape[1] > 800
+    assert result["lengths"] == [320, 500]
+
+
+def test_tuning_uses_held_out_documents(runs, tiny_data, tmp_path, monkeypatch):
+    from test_extrapolate import copy_dataset
+    many = copy_dataset(tiny_data, tmp_path / "many", val_from="train")  # 11 documents: 3 held out
+    seen = []
+    real = retrieval.build_examples
+
+    def spy(maker, cells, depths, trials, tokens, spans, seed):
+        seen.append((spans.tolist(), seed))
+        return real(maker, cells, depths, trials, tokens, spans, seed)
+
+    monkeypatch.setattr(retrieval, "build_examples", spy)
+    result = extrapolate.main([runs[1], "--task=retrieval", "--lengths=320", "--tasks=passkey", "--depths=0.5",
+                               "--trials=2", "--tune_scale", f"--data_dir={many}", "--device=cpu",
+                               f"--out={tmp_path / 'x'}"])
+    (report_spans, _), (tune_spans, tune_seed) = seen
+    assert len(report_spans) == 8 and len(tune_spans) == 3 and not {tuple(s) for s in report_spans} & {tuple(s) for s in tune_spans}
+    settings = {r["setting"] for r in result["rows"]}
+    assert "off" in settings and any(s.startswith("tuned (") for s in settings)
+    assert len(result["tune_examples"]) == 2  # one task, one depth, two examples
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--tasks=passkey,treasure"], "unknown task 'treasure'"),
+    (["--lengths=64"], "passkey with 1 key(s) needs lengths >= "),
+    (["--num_keys=0"], "--num_keys='0' is not a comma-separated list"),
+    (["--depths=0,1"], "depths in [0, 1)"),
+    (["--trials=0"], "--trials must be >= 1"),
+])
+def test_retrieval_errors_are_one_line(runs, tmp_path, args, message):
+    with pytest.raises(SystemExit, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")) as e:
+        extrapolate.main([runs[1], "--task=retrieval", "--device=cpu", f"--out={tmp_path / 'x'}"] + args)
+    assert str(e.value).startswith("error: ") and "\n" not in str(e.value)
+    assert not os.path.exists(tmp_path / "x.csv")
+
+
+def test_a_run_folder_without_a_checkpoint(tmp_path):
+    with pytest.raises(SystemExit, match="no checkpoint at"):
+        extrapolate.main([str(tmp_path), "--task=retrieval", f"--out={tmp_path / 'x'}"])
+
+
+def test_filler_of_another_tokenizer_is_refused(runs, tiny_data, tmp_path):
+    from test_extrapolate import copy_dataset
+    other = copy_dataset(tiny_data, tmp_path / "other", vocab_size=400)
+    with pytest.raises(SystemExit, match="tokenized differently"):
+        extrapolate.main([runs[1], "--task=retrieval", f"--data_dir={other}", f"--out={tmp_path / 'x'}"])
