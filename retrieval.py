@@ -150,28 +150,30 @@ def print_tables(rows, lengths, L):
 
 def plot(rows, lengths, depths, L, path):
     """One heatmap per run (accuracy over depth x length, all tasks, at the run's tuned setting if
-    it has one, else off) and a line plot of mean accuracy against length for every setting."""
+    it has one, else off), then a line plot of mean accuracy against length for every setting."""
     import matplotlib
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
     runs = list(dict.fromkeys(r["run"] for r in rows))
-    cols = min(4, len(runs) + 1)
-    nrows = math.ceil((len(runs) + 1) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
-    axes = axes.ravel()
-    for ax, run in zip(axes, runs):
+    cols = min(4, len(runs))
+    heat_rows = math.ceil(len(runs) / cols)
+    fig = plt.figure(figsize=(4.2 * cols, 3.2 * heat_rows + 4.2), layout="constrained")
+    grid = fig.add_gridspec(heat_rows + 1, cols, height_ratios=[1] * heat_rows + [1.3])
+    for i, run in enumerate(runs):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
         settings = list(dict.fromkeys(r["setting"] for r in rows if r["run"] == run))
         setting = next((s for s in settings if s.startswith("tuned")), settings[0])
-        grid = np.array([[mean_accuracy(rows, run=run, setting=setting, length=T, depth=d) for T in lengths] for d in depths])
-        image = ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto", origin="upper")
+        accuracy = np.array([[mean_accuracy(rows, run=run, setting=setting, length=T, depth=d) for T in lengths]
+                             for d in depths])  # (depths, lengths)
+        image = ax.imshow(accuracy, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
         ax.set_xticks(range(len(lengths)), [f"{T / L:g}L" for T in lengths], fontsize=7)
         ax.set_yticks(range(len(depths)), [f"{d:g}" for d in depths], fontsize=7)
-        arch = next(r for r in rows if r["run"] == run)
-        ax.set_title(f"{run} [{arch['layer_pattern']}] {setting}", fontsize=8)
+        pattern = next(r["layer_pattern"] for r in rows if r["run"] == run)
+        ax.set_title(f"{run} [{pattern}], {setting}", fontsize=8)
         ax.set_xlabel("eval length", fontsize=7)
         ax.set_ylabel("needle depth", fontsize=7)
-    fig.colorbar(image, ax=axes[:len(runs)].tolist(), fraction=0.02, label="exact match")
-    ax = axes[len(runs)]
+    fig.colorbar(image, ax=fig.axes, shrink=0.6, label="exact match, all tasks")
+    ax = fig.add_subplot(grid[heat_rows, :])
     for i, run in enumerate(runs):
         settings = list(dict.fromkeys(r["setting"] for r in rows if r["run"] == run))
         for j, setting in enumerate(settings):
@@ -180,9 +182,10 @@ def plot(rows, lengths, depths, L, path):
                     label=f"{run} {setting}")
     ax.set_xscale("log", base=2)
     ax.axvline(L, color="gray", lw=1, ls="--")
-    ax.set(xlabel="eval length (tokens)", ylabel="exact match, all tasks", ylim=(-0.03, 1.03), title="mean accuracy")
-    ax.legend(fontsize=5)
-    for ax in axes[len(runs) + 1:]:
-        ax.axis("off")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    ax.text(L, 1.0, f" L={L}", color="gray", fontsize=8, va="top")
+    ax.set(xlabel="eval length (tokens)", ylabel="exact match, mean over tasks and depths", ylim=(-0.03, 1.03),
+           title="mean accuracy against eval length (solid: scaling off; dashed: tuned base)")
+    ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=90)
     plt.close(fig)

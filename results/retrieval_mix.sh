@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Which retrieval mix: swan trained with the headline config and four mixes side by side, then
+# extrapolate.py --task=retrieval at L ... 32 L. What each costs in language-model loss is the
+# last val_loss of its log against swan without a mix (results/retrieval.sh trains that one).
+#
+#   bash results/retrieval_mix.sh       # one H100: about 7 minutes
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+RUNS=${RUNS:-out-retrieval-mix}
+PREFIX=${PREFIX:-results/retrieval_mix}
+mkdir -p "$RUNS"
+declare -A MIXES=(
+    [uniform]="--retrieval=0.5"
+    [uniform-k8]="--retrieval=0.5 --retrieval_keys=8"
+    [quarter]="--retrieval=0.25"
+    [late]="--retrieval=0.5 --retrieval_start=0.5"
+)
+pids=()
+for name in "${!MIXES[@]}"; do
+    $PYTHON train.py config/gutenberg.py --arch=swan ${MIXES[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
+        > "$RUNS/$name.log" 2>&1 &
+    pids+=($!)
+done
+for pid in "${pids[@]}"; do
+    wait "$pid" || { echo "a training failed; see $RUNS/*.log" >&2; tail -n 3 "$RUNS"/*.log >&2; exit 1; }
+done
+for name in "${!MIXES[@]}"; do echo "$name: $(tail -n 1 "$RUNS/$name/log.jsonl")"; done
+$PYTHON extrapolate.py "$RUNS"/{uniform,uniform-k8,quarter,late} --task=retrieval --tune_scale --out="$PREFIX" ${EVAL_ARGS:-}
