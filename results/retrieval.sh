@@ -9,7 +9,7 @@
 # each run's tuned base.
 #
 #   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
-#   bash results/retrieval.sh                            # one H100: about 15 minutes
+#   bash results/retrieval.sh                            # one H100: about 11 minutes
 #
 # The trainings share the GPU side by side (their compiles overlap). RUNS is where the run folders
 # go, PREFIX what the results are called; TRAIN_ARGS go to every training, EVAL_ARGS to the
