@@ -108,6 +108,7 @@ def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengt
             best, losses, interior = tune_base(lambda b: score(model.set_scale_base(b), tune, device, autocast,
                                                                cfg.batch_size)[1].mean())
             settings.append((f"tuned ({setting_name(best)})", best))
+            tune_note = dict(interior=interior, gain_over_off=losses[None] - losses[best])  # in answer loss
             print(f"{m['label']}: tuned scale_base {setting_name(best)} (answer loss {losses[best]:.3f}, "
                   f"off {losses[None]:.3f}; {'inside' if interior else 'at the edge of'} the grid)")
         for name, base in settings:
@@ -117,12 +118,13 @@ def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengt
                 correct, loss = score(model, ex, device, autocast, cfg.batch_size)
                 rows.append(dict(run=m["label"], arch=m["arch"], layer_pattern=m["pattern"], task=task, num_keys=keys,
                                  length=T, depth=depth, setting=name, scale_base=base or "",
-                                 accuracy=correct.mean(), n=len(correct), answer_loss=loss.mean()))
+                                 accuracy=correct.mean(), n=len(correct), answer_loss=loss.mean(),
+                                 **(tune_note if name.startswith("tuned") else {})))
                 bar.update(len(ex) * T)
         m["model"] = model.set_scale_base(None).cpu()  # frees the GPU for the next run
     bar.close()
     write_csv(rows, cfg.out + ".csv", ["run", "arch", "layer_pattern", "task", "num_keys", "length", "depth", "setting",
-                                       "scale_base", "accuracy", "n", "answer_loss"])
+                                       "scale_base", "accuracy", "n", "answer_loss", "interior", "gain_over_off"])
     print_tables(rows, lengths, L)
     plot(rows, lengths, depths, L, cfg.out + ".png")
     print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")

@@ -137,7 +137,7 @@ def test_end_to_end_on_the_cpu_writes_csv_and_png(runs, tmp_path):
     result = extrapolate.main(args)
     rows = list(csv.DictReader(open(out + ".csv")))
     assert list(rows[0]) == ["run", "arch", "layer_pattern", "task", "num_keys", "length", "depth", "setting",
-                             "scale_base", "accuracy", "n", "answer_loss"]
+                             "scale_base", "accuracy", "n", "answer_loss", "interior", "gain_over_off"]
     # gpt once, swan off and a=64; (passkey, multikey K=2, K=3) x 2 lengths x 2 depths
     assert len(rows) == 3 * 3 * 2 * 2
     assert {(r["run"], r["setting"]) for r in rows} == {("gpt", "off"), ("swan", "off"), ("swan", "a=64")}
@@ -146,7 +146,7 @@ def test_end_to_end_on_the_cpu_writes_csv_and_png(runs, tmp_path):
     swan = {(r["setting"], r["task"], r["num_keys"], r["length"], r["depth"]): float(r["answer_loss"])
             for r in rows if r["run"] == "swan"}
     assert any(swan["off", *k[1:]] != swan["a=64", *k[1:]] for k in swan if k[0] == "off")  # scaling acts
-    assert matplotlib.image.imread(out + ".png").shape[1] > 800
+    assert matplotlib.image.imread(out + ".png").shape[:2] == (666, 756)  # two heatmaps above the accuracy panel
     assert result["lengths"] == [320, 500]
 
 
@@ -168,6 +168,8 @@ def test_tuning_uses_held_out_documents(runs, tiny_data, tmp_path, monkeypatch):
     assert len(report_spans) == 8 and len(tune_spans) == 3 and not {tuple(s) for s in report_spans} & {tuple(s) for s in tune_spans}
     settings = {r["setting"] for r in result["rows"]}
     assert "off" in settings and any(s.startswith("tuned (") for s in settings)
+    tuned = [r for r in result["rows"] if r["setting"].startswith("tuned")]
+    assert all(r["gain_over_off"] >= 0 and r["interior"] in (True, False) for r in tuned)  # off is a candidate
     assert len(result["tune_examples"]) == 2  # one task, one depth, two examples
 
 
