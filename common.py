@@ -14,6 +14,7 @@ import csv
 import inspect
 import re
 import sys
+import time
 import types
 from contextlib import nullcontext
 from dataclasses import MISSING, fields
@@ -155,9 +156,61 @@ def autocast_for(device):
     return torch.autocast("cuda", dtype=torch.bfloat16) if str(device).startswith("cuda") else nullcontext()
 
 
+LOG_EVERY_S = 30  # seconds between progress lines when stderr is a file or a pipe
+
+
 def progress(**kwargs):
-    """A tqdm bar: live on a terminal; into a log file, a plain line every 30 s."""
-    return tqdm(dynamic_ncols=True, mininterval=1 if sys.stderr.isatty() else 30, **kwargs)
+    """A tqdm bar on a terminal; into a log file or a pipe, plain lines instead (LogLines)."""
+    if sys.stderr.isatty():
+        return tqdm(dynamic_ncols=True, mininterval=1, **kwargs)
+    return LogLines(**kwargs)
+
+
+class LogLines:
+    """What progress() gives when stderr is not a terminal: the bar's text as a whole line every
+    LOG_EVERY_S seconds and once at the end. A redrawn bar would fill a log with carriage returns."""
+
+    def __init__(self, iterable=None, total=None, initial=0, desc=None, unit="it", unit_scale=False, disable=False):
+        self.iterable, self.n, self.initial, self.desc, self.disable = iterable, initial, initial, desc, disable
+        self.total = len(iterable) if total is None and hasattr(iterable, "__len__") else total
+        self.unit, self.unit_scale, self.postfix, self.printed = unit, unit_scale, None, None
+        self.start = self.last_line = time.time()
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def update(self, n=1):
+        self.n += n
+        if time.time() - self.last_line >= LOG_EVERY_S:
+            self.print_line()
+
+    def set_description(self, desc=None, refresh=True):
+        self.desc = desc
+
+    def set_postfix(self, refresh=True, **values):
+        self.postfix = ", ".join(f"{key}={value}" for key, value in values.items())
+
+    def close(self):
+        if self.printed != self.n:  # the last count, unless the last line had it
+            self.print_line()
+        self.disable = True  # once
+
+    def print_line(self):
+        if self.disable:
+            return
+        self.last_line, self.printed = time.time(), self.n
+        elapsed = self.last_line - self.start
+        print(tqdm.format_meter(self.n, self.total, elapsed, prefix=self.desc or "", ascii=True, unit=self.unit,
+                                unit_scale=self.unit_scale, postfix=self.postfix, initial=self.initial),
+              file=sys.stderr, flush=True)
 
 
 def write_csv(rows, path, columns):

@@ -83,7 +83,9 @@ def alibi_slopes(n_head, sign_pattern):
     """Per-head slopes s_h of the logit term s_h * (i - j). 'balanced' (SWAT, arXiv 2502.18845):
     -2^-k for half the heads (favour recent keys) and +2^-k for the other half (keep old keys in
     view), k = 1..H/2. 'negative': standard ALiBi (arXiv 2108.12409), -2^(-8k/H), k = 1..H, which
-    is -2^-k only when H = 8; SWAT's all-negative variant."""
+    is -2^-k only when H = 8 (the ALiBi paper gives this geometric sequence for H a power of two
+    and interleaves two of them otherwise; we use the formula for every H); SWAT's all-negative
+    variant."""
     if sign_pattern == "negative":
         return -(2.0 ** (-8.0 * torch.arange(1, n_head + 1, dtype=torch.float32) / n_head))
     half = 2.0 ** -torch.arange(1, n_head // 2 + 1, dtype=torch.float32)
@@ -280,6 +282,7 @@ class GPT(nn.Module):
         if cache is not None:
             cache.advance(T)
         if targets is None:
+            assert last >= 1, f"last={last}: ask for the logits of at least one position"
             return self.lm_head(x[:, -last:, :]), None  # (B, last, vocab)
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)

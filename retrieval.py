@@ -10,8 +10,9 @@ forcing equals free decoding as long as every token is right). One forward pass 
 only the logits of the last few positions are computed, so 32x L fits in memory.
 
 With --tune_scale, each run with N layers gets one scaling base for every cell, chosen by
-extrapolate.tune_base on the answer loss (mean negative log-likelihood of the answer tokens,
-smoother than accuracy) of examples built from the held-out documents at the longest length.
+scaling.tune_base on the answer loss (mean negative log-likelihood of the answer tokens,
+smoother than accuracy) of examples built from the held-out documents at the longest length up
+to 32 L.
 """
 
 import math
@@ -39,7 +40,8 @@ def task_list(cfg):
 
 
 def build_examples(maker, cells, depths, trials, tokens, spans, seed):
-    """{(task, keys, T, depth): [Example of T + 1 tokens] * trials}, every cell from its own seed."""
+    """{(task, keys, T, depth): [Example of T + 1 tokens] * trials}, every cell from its own seed
+    (keyed by the depth's index in depths, so another --depths list draws other examples)."""
     examples = {}
     for task, keys, T in cells:
         for d, depth in enumerate(depths):

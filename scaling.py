@@ -16,7 +16,7 @@ def scale_item(v):  # a base a > 1, or `off`
 
 
 def setting_name(base):
-    return "off" if base is None else f"a={base:.4g}"
+    return "off" if base is None else f"a={base:g}"
 
 
 def tune_base(loss_of, grid=TUNE_GRID, limits=TUNE_LIMITS):

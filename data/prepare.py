@@ -27,7 +27,7 @@ import argparse, base64, hashlib, json, os, re, subprocess, sys, tarfile, tempfi
 
 import numpy as np
 import tiktoken
-from tqdm import tqdm
+from tqdm import tqdm as live_tqdm
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, ".cache")  # ignored by git (data/*/)
@@ -51,6 +51,10 @@ PG19_DEFAULT_DOCS = 2000  # PG-19's train split is 28,602 books (11 GB): far too
 
 class DataError(ValueError):
     pass
+
+
+def tqdm(*args, **kwargs):  # progress bars on a terminal only: in a log their carriage returns are noise
+    return live_tqdm(*args, disable=kwargs.pop("disable", False) or not sys.stderr.isatty(), **kwargs)
 
 
 def sha256_file(path):
@@ -195,11 +199,17 @@ def load_gpt2():
 # writing
 
 def atomic_write(path, write):
-    # write beside the target, then rename: a crash never leaves a truncated file under the real name
+    # write beside the target, then rename: a crash never leaves a truncated file under the real name,
+    # and an interruption (Ctrl-C, an error) leaves no temporary file either
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 def encode_docs(enc, texts, dtype, desc):
@@ -236,9 +246,12 @@ def prepare(dataset="shakespeare", out_dir=None, vocab_size=None, tokenizer=None
             with open(os.path.join(tokenizer_from, "tokenizer.tiktoken"), "rb") as f:
                 tokenizer_file = f.read()
     tokenizer = "bpe" if tokenizer is None else tokenizer
-    vocab_size = 8192 if vocab_size is None else vocab_size
     if tokenizer not in ("bpe", "gpt2"):
         raise DataError(f"unknown tokenizer {tokenizer!r}; use bpe or gpt2")
+    if tokenizer == "gpt2" and vocab_size not in (None, 50257):
+        raise DataError(f"vocab_size={vocab_size} applies to the bpe tokenizer only; gpt2 has 50257 tokens")
+    if tokenizer == "bpe" and vocab_size < 257:
+    vocab_size = 8192 if vocab_size is None else vocab_size
     if tokenizer == "bpe" and vocab_size < 257:
         raise DataError(f"vocab_size={vocab_size} is too small: need the 256 bytes plus {EOT}, so at least 257")
     name = dataset if dataset in ("shakespeare", "pg19") else os.path.basename(os.path.normpath(dataset))

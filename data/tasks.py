@@ -161,16 +161,19 @@ class TaskMaker:
         return Example(sequence, (T - len(answer), T), task, start / T, n)
 
     def _filler(self, length, tokens, spans, rng):
-        """length contiguous tokens of one document long enough, else of the whole stream."""
+        """length contiguous tokens of one document long enough, else of the given documents
+        joined end to end (never of documents outside spans: they may be held out)."""
         long_enough = np.flatnonzero(spans[:, 1] - spans[:, 0] >= length)
         if len(long_enough):
             doc_start, doc_end = spans[rng.choice(long_enough)]
-        elif len(tokens) >= length:
-            doc_start, doc_end = 0, len(tokens)
-        else:
-            raise DataError(f"the token stream has {len(tokens)} tokens, fewer than the {length} filler tokens needed")
-        start = int(rng.integers(doc_start, doc_end - length + 1))
-        return np.asarray(tokens[start:start + length], dtype=np.int64)
+            start = int(rng.integers(doc_start, doc_end - length + 1))
+            return np.asarray(tokens[start:start + length], dtype=np.int64)
+        total = int((spans[:, 1] - spans[:, 0]).sum())
+        if total < length:
+            raise DataError(f"the documents hold {total} tokens, fewer than the {length} filler tokens needed")
+        joined = np.concatenate([np.asarray(tokens[s:e], dtype=np.int64) for s, e in spans])  # (total,)
+        start = int(rng.integers(0, total - length + 1))
+        return joined[start:start + length]
 
     def _snap(self, filler, point, target=None, before=lambda points: 0):
         """The point just after a sentence or line end within SNAP tokens of point, else point itself.

@@ -146,7 +146,8 @@ def test_end_to_end_on_the_cpu_writes_csv_and_png(runs, tmp_path):
     swan = {(r["setting"], r["task"], r["num_keys"], r["length"], r["depth"]): float(r["answer_loss"])
             for r in rows if r["run"] == "swan"}
     assert any(swan["off", *k[1:]] != swan["a=64", *k[1:]] for k in swan if k[0] == "off")  # scaling acts
-    assert matplotlib.image.imread(out + ".png").shape[:2] == (666, 756)  # two heatmaps above the accuracy panel
+    height, width = matplotlib.image.imread(out + ".png").shape[:2]
+    assert 700 <= width <= 800 and 600 <= height <= 700  # two heatmaps side by side above the accuracy panel
     assert result["lengths"] == [320, 500]
 
 

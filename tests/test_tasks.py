@@ -109,16 +109,19 @@ def passkey_filler(enc, ex):
     return filler
 
 
-def test_filler_is_one_contiguous_slice_of_the_stream(setup, tiny_data):
+def test_filler_is_one_contiguous_slice_of_the_given_documents(setup, tiny_data):
     maker, enc, (tokens, spans) = setup
     filler = passkey_filler(enc, maker.make("passkey", 333, tokens, spans, np.random.default_rng(5), depth=0.4))
     [at] = find(tokens, filler)
     assert any(s <= at and at + len(filler) <= e for s, e in spans)  # within one document
-    # the longest document has 1308 tokens: a filler of 1501 - 91 tokens is a slice across documents
-    filler = passkey_filler(enc, maker.make("passkey", 1501, tokens, spans, np.random.default_rng(5), depth=0.3))
-    assert len(filler) == 1410 and len(find(tokens, filler)) == 1 and enc.eot_token in filler
-    val_tokens, val_spans = load_split(tiny_data, "val")  # 1228 tokens
-    with pytest.raises(DataError, match="the token stream has 1228 tokens, fewer than the 1410 filler tokens needed"):
+    # the longest document has 1308 tokens: a filler of 1501 - 91 tokens is a slice of the given
+    # documents joined end to end, without the end-of-text tokens between them, and only of those
+    some = spans[3:7]
+    joined = np.concatenate([tokens[s:e] for s, e in some]).astype(np.int64)
+    filler = passkey_filler(enc, maker.make("passkey", 1501, tokens, some, np.random.default_rng(5), depth=0.3))
+    assert len(filler) == 1410 and len(find(joined, filler)) == 1 and enc.eot_token not in filler
+    val_tokens, val_spans = load_split(tiny_data, "val")  # one document of 1227 tokens (and its end-of-text)
+    with pytest.raises(DataError, match="the documents hold 1227 tokens, fewer than the 1410 filler tokens needed"):
         maker.make("passkey", 1501, val_tokens, val_spans, np.random.default_rng(5))
 
 
