@@ -15,11 +15,12 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
    a replayed CUDA graph (decode tokens/s = batch x steps / time), and the cache's bytes.
 
 Every number of one run is measured in that run, side by side; the table gives each arch's
-ratio to gpt. Writes OUT.csv (every number, with the GPU and versions) and prints the tables.
+ratio to gpt. Writes OUT.csv (every number, with the GPU and versions; by default
+bench_out/bench.csv, which git ignores) after every measurement and prints the tables; Ctrl-C
+stops it with what was measured so far kept (exit code 130).
 """
 
 import csv
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from common import autocast_for, check_positive, parse_list, parse_settings, pick_device, progress
+from common import autocast_for, check_out, check_positive, parse_list, parse_settings, pick_device, progress
 from model import ARCHS, GPT, GPTConfig, KVCache
 
 
@@ -49,7 +50,7 @@ class BenchConfig:
     compile: bool = True
     cuda_graph: bool = True
     device: str = "auto"
-    out: str = "bench"  # writes OUT.csv
+    out: str = "bench_out/bench"  # writes OUT.csv
     cpu_smoke: bool = False  # a tiny model on the CPU with the settings below; a test of the script
 
 
@@ -69,9 +70,10 @@ def parse_args(argv):
     check_positive(cfg, "train_tokens", "train_steps", "decode_steps")
     lists = {key: parse_list(key, getattr(cfg, key)) for key in ("train_lengths", "contexts", "batches")}
     device = pick_device(cfg.device)
-    out_dir = os.path.dirname(os.path.abspath(cfg.out))
-    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        raise SystemExit(f"error: --out={cfg.out}: {out_dir} is not a writable folder")
+    if device != "cuda" and not cfg.cpu_smoke:
+        raise SystemExit("error: bench.py is the GPU benchmark (12 x 768 models, 32k contexts) and there is no GPU "
+                         "here; --cpu_smoke runs a tiny version on the CPU")
+    check_out(cfg.out)
     return cfg, archs, lists, device
 
 
@@ -171,26 +173,36 @@ def main(argv):
     # generation first: it needs no compiling, so its numbers come quickly
     jobs = [("generate", a, C, B) for C in lists["contexts"] for B in lists["batches"] for a in archs]
     jobs += [("train", a, T, None) for T in lists["train_lengths"] for a in archs]
-    rows, models = [], {}
-    bar = progress(iterable=jobs, unit="run")
-    for part, arch, T, B in bar:
-        bar.set_description(f"{part} {arch} T={T}" + (f" batch={B}" if B else ""), refresh=False)
-        if part == "train":
-            models.clear()  # the generation models would count in the training peak memory
-            result = bench_train(cfg, arch, T, device)
-        else:
-            if arch not in models:  # one bf16 copy per arch, built once (CPU: fp32)
-                torch.manual_seed(0)
-                dtype = torch.bfloat16 if device == "cuda" else torch.float32
-                models[arch] = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
-            result = bench_generate(cfg, arch, models[arch], T, B, device)
-        rows.append(dict(part=part, arch=arch, length=T, **result, **env))
-        tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
-        write_csv(rows, cfg.out + ".csv")  # after every run: a stopped benchmark keeps what it measured
-    bar.close()
+    rows = []
+    try:
+        measure(jobs, rows, cfg, lists, device, env)
+    except KeyboardInterrupt:  # the rows measured so far are in the CSV already
+        kept = f"{cfg.out}.csv keeps the {len(rows)} measured" if rows else "nothing was measured"
+        print(f"interrupted: stopped after {len(rows)} of {len(jobs)} measurements; {kept}", file=sys.stderr)
+        raise SystemExit(130)
     print_tables(rows, archs)
     print(f"\nwrote {cfg.out}.csv")
     return rows
+
+
+def measure(jobs, rows, cfg, lists, device, env):
+    """Each job into rows, and rows into OUT.csv after every one: a stopped benchmark keeps them."""
+    models = {}
+    with progress(iterable=jobs, unit="run") as bar:
+        for part, arch, T, B in bar:
+            bar.set_description(f"{part} {arch} T={T}" + (f" batch={B}" if B else ""), refresh=False)
+            if part == "train":
+                models.clear()  # the generation models would count in the training peak memory
+                result = bench_train(cfg, arch, T, device)
+            else:
+                if arch not in models:  # one bf16 copy per arch, built once (CPU: fp32)
+                    torch.manual_seed(0)
+                    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+                    models[arch] = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
+                result = bench_generate(cfg, arch, models[arch], T, B, device)
+            rows.append(dict(part=part, arch=arch, length=T, **result, **env))
+            tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
+            write_csv(rows, cfg.out + ".csv")
 
 
 def write_csv(rows, path):

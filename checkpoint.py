@@ -2,9 +2,10 @@
 Checkpoints: one file per run, `OUT_DIR/ckpt.pt`, written whole or not at all.
 
 A checkpoint is a dict: model (state dict), model_config (GPTConfig's fields), optimizer,
-train_config (TrainConfig's fields), iter, val_loss, and data (data_dir, seed, next_iter and the
-tokenizer the model was trained with). Every script reads runs through load_model, which names
-the problem in one line when a path is missing, corrupt, foreign or does not fit the model.
+train_config (TrainConfig's fields), iter, val_loss, and data (data_dir, seed, next_iter, the
+global batch and the tokenizer the model was trained with: name, vocab_size and tokenizer_sha256,
+which older checkpoints lack). Every script reads runs through load_model, which names the
+problem in one line when a path is missing, corrupt, foreign or does not fit the model.
 """
 
 import os
@@ -12,7 +13,7 @@ from dataclasses import asdict
 
 import torch
 
-from data.prepare import atomic_write
+from data.prepare import DataError, atomic_write, load_meta
 from model import GPT, GPTConfig
 
 
@@ -53,3 +54,28 @@ def load_model(where, device="cpu", **config_overrides):
     except (ValueError, RuntimeError) as e:
         raise SystemExit(f"error: checkpoint {checkpoint_path(where)} does not fit this model: {str(e).splitlines()[0][:300]}")
     return model.to(device), ckpt
+
+
+def trained_tokenizer(ckpt):
+    """(name, vocab_size, sha256 or None) of the tokenizer a checkpoint was trained with. Older
+    checkpoints lack the hash: then it is their dataset's, if that is still where it was."""
+    data = ckpt["data"]
+    sha = data.get("tokenizer_sha256")
+    if sha is None and data["tokenizer"] == "bpe":
+        try:
+            sha = load_meta(data["data_dir"]).get("tokenizer_sha256")
+        except DataError:
+            pass
+    return data["tokenizer"], data["vocab_size"], sha
+
+
+def check_tokenizer(ckpt, meta, where, data_dir):
+    """One line if the data in data_dir (its meta) is not tokenized as the checkpoint's was: token
+    ids of two tokenizers of the same size mean different things, and nothing else would notice."""
+    trained, data = trained_tokenizer(ckpt), (meta["tokenizer"], meta["vocab_size"], meta.get("tokenizer_sha256"))
+    if trained[:2] != data[:2] or (None not in (trained[2], data[2]) and trained[2] != data[2]):
+        def name(tok):
+            return f"{tok[0]} {tok[1]}" + (f", sha256 {tok[2][:12]}" if tok[2] else "")
+        raise SystemExit(f"error: {checkpoint_path(where)} was trained with another tokenizer ({name(trained)}) than "
+                         f"the one of {data_dir} ({name(data)}); use data prepared with its tokenizer "
+                         f"(python data/prepare.py --tokenizer_from=...)")

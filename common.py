@@ -12,6 +12,7 @@ field with its default and the comment beside it in the dataclass, after the scr
 import ast
 import csv
 import inspect
+import os
 import re
 import sys
 import time
@@ -177,9 +178,12 @@ class LogLines:
         self.start = self.last_line = time.time()
 
     def __iter__(self):
-        for item in self.iterable:
-            yield item
-            self.update()
+        try:
+            for item in self.iterable:
+                yield item
+                self.update()
+        finally:
+            self.close()
 
     def __enter__(self):
         return self
@@ -219,3 +223,15 @@ def write_csv(rows, path, columns):
         writer = csv.DictWriter(f, columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
+
+
+def check_out(prefix):
+    """Create the folder of an output prefix (PREFIX.csv, PREFIX.png) now, before the work rather
+    than after it; one line if it cannot be created or written."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(f"error: --out={prefix}: cannot create {folder}: {e.strerror}")
+    if not os.access(folder, os.W_OK):
+        raise SystemExit(f"error: --out={prefix}: cannot write to {folder}")

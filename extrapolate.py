@@ -18,8 +18,9 @@ Runs with N (NoPE) layers are also evaluated with dynamic attention scaling, one
 --scale_base (`off` = none). --tune_scale picks each run's base on a quarter of the val documents
 kept apart (every 4th by length, longest first) at the longest length; those documents are then
 left out of every reported number. "off" is always a candidate, the grid grows past an edge until
-the best base is inside it, then is refined between neighbours (tune_base). Writes PREFIX.csv
-(every number) and PREFIX.png, and prints a markdown table.
+the best base is inside it, then is refined between neighbours (tune_base). Writes OUT.csv
+(every number) and OUT.png, by default into the first run's folder (RUN/extrapolation, or
+RUN/retrieval with --task=retrieval), and prints a markdown table.
 """
 
 import math
@@ -31,7 +32,8 @@ import numpy as np
 import torch
 
 from checkpoint import load_model
-from common import autocast_for, check_positive, parse_list, parse_settings, pick_device, progress, write_csv
+from common import (autocast_for, check_out, check_positive, parse_list, parse_settings, pick_device, progress,
+                    write_csv)
 from data.prepare import DataError, load_meta, load_split
 from model import ARCHS
 import retrieval
@@ -54,7 +56,7 @@ class ExtrapolateConfig:
     trials: int = 8  # retrieval: examples per (task, keys, length, depth)
     batch_size: int = 8  # windows per forward, capped at BATCH_TOKENS tokens
     device: str = "auto"  # auto | cpu | cuda
-    out: str = "extrapolation"  # writes OUT.csv and OUT.png
+    out: str = ""  # writes OUT.csv and OUT.png; default: FIRST_RUN/extrapolation (or FIRST_RUN/retrieval)
     data_dir: str = ""  # default: the dataset the runs were trained on
     seed: int = 1337
 
@@ -73,13 +75,9 @@ def parse_args(argv):
     device = pick_device(cfg.device)
     lengths = sorted(parse_list("lengths", cfg.lengths)) if cfg.lengths else None  # None: from L
     bases = parse_list("scale_base", cfg.scale_base, scale_item, lambda a: a > 1, "bases > 1 or off") if cfg.scale_base else [None]
-    out_dir = os.path.dirname(os.path.abspath(cfg.out))  # checked now, not after the evaluation
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as e:
-        raise SystemExit(f"error: cannot create {out_dir} for --out={cfg.out}: {e.strerror}")
-    if not os.access(out_dir, os.W_OK):
-        raise SystemExit(f"error: cannot write to {out_dir} (--out={cfg.out})")
+    run_dir = runs[0] if os.path.isdir(runs[0]) else os.path.dirname(runs[0])  # a run folder, or its ckpt.pt
+    cfg.out = cfg.out or os.path.join(run_dir, "extrapolation" if cfg.task == "loss" else "retrieval")
+    check_out(cfg.out)
     return runs, cfg, lengths, bases, device
 
 

@@ -34,10 +34,17 @@ def main(argv):
     cfg = SampleConfig(**parse_settings(argv, SampleConfig, doc=__doc__, presets=False))
     if cfg.num_samples < 1 or cfg.max_new_tokens < 1 or cfg.temperature < 0:
         raise SystemExit("error: num_samples and max_new_tokens must be >= 1 and temperature >= 0")
+    if cfg.top_k < 0:
+        raise SystemExit(f"error: --top_k={cfg.top_k} must be >= 0 (0 = no top-k cut)")
+    if cfg.scale_base is not None and not cfg.scale_base > 1:  # checked here: it is the setting, not the checkpoint
+        raise SystemExit(f"error: --scale_base={cfg.scale_base} must be a number > 1 (log(a) must be positive) or off")
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model, ckpt = load_model(cfg.out_dir, device, scale_base=cfg.scale_base)
     model.eval()
+    if cfg.scale_base is not None and "N" not in model.config.layer_pattern:
+        print(f"note: --scale_base scales N layers only; this model ({model.config.layer_pattern}) has none, so it "
+              f"changes nothing", file=sys.stderr)
     data_dir = cfg.data_dir or ckpt["data"]["data_dir"]
     try:
         enc = load_tokenizer(data_dir)

@@ -1,30 +1,36 @@
 """
-Train a SWAN-GPT (or its baselines) on one CPU, one GPU, or several GPUs.
+Train a SWAN-GPT (or its baselines) on one CPU, one GPU, or several processes (torchrun).
 
     python train.py                                          # the CPU default: small swan, Shakespeare
     python train.py config/gutenberg.py --arch=gpt           # a preset, then --key=value overrides
     python train.py --init_from=resume --out_dir=out         # continue a stopped run
     python train.py --init_from=out-gpt --arch=swan          # SWAN conversion of a GPT checkpoint
-    torchrun --nproc_per_node=2 train.py config/gutenberg.py # DistributedDataParallel
+    torchrun --standalone --nproc_per_node=2 train.py        # DDP: gloo on CPUs, NCCL on GPUs (one each)
 
 Every field of TrainConfig below and of model.GPTConfig is a setting. A preset in config/ is a
 Python file of plain `key = value` lines (read as literals, never executed).
+
+A resumed run (--init_from=resume) takes every setting from its checkpoint; only those in
+CHANGEABLE_ON_RESUME may be given differently, and the split of its global batch (batch_size x
+grad_accum x processes) may change if the product stays. A new run never replaces a run already
+in out_dir unless --overwrite is given. An interrupted run (Ctrl-C) saves and exits with code 130.
 """
 
+import gc
 import json
 import math
 import os
 import signal
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from checkpoint import load_model, save_checkpoint
+from checkpoint import check_tokenizer, load_checkpoint, load_model, save_checkpoint
 from common import autocast_for, check_positive, parse_settings, pick_device, progress
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
 from data.tasks import TASKS, TaskMaker
@@ -39,7 +45,7 @@ class TrainConfig:
     out_dir: str = "out"
     arch: str = "swan"  # gpt | nope | swa | swan | swat: sets layer_pattern, attn, alibi
     init_from: str = "scratch"  # scratch | resume | PATH of another run (its dir or ckpt.pt)
-    batch_size: int = 16  # sequences per micro-batch (per GPU)
+    batch_size: int = 16  # sequences per micro-batch of each process (global batch: x grad_accum x processes)
     grad_accum: int = 1  # micro-batches per optimizer step
     max_iters: int = 400
     warmup_iters: int = 40
@@ -60,30 +66,42 @@ class TrainConfig:
     retrieval_keys: int = 4  # the most needles of a multikey training example
     retrieval_tasks: str = "passkey,multikey,multivalue"  # drawn uniformly: a task named twice comes twice as often
     retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
+    overwrite: bool = False  # a new run may replace the run already in out_dir
+
+
+# what a resumed run may change: how long it runs, how often it reports, where it runs. Anything
+# else given differently from the checkpoint is refused: it would be another run under the same name.
+CHANGEABLE_ON_RESUME = ("max_iters", "eval_interval", "eval_iters", "log_interval", "device", "compile",
+                        "sample_tokens")
+SIZES = ("vocab_size", "n_layer", "n_head", "n_embd")  # what a conversion keeps, with the weights
 
 
 # -----------------------------------------------------------------------------
-# data: the batch of iteration `it` is a function of (seed, it, rank) alone, so a resumed run
-# sees exactly the batches the uninterrupted one would have
+# data: the global batch of iteration `it` is a function of (seed, it) alone, one fixed set of
+# sequences however many processes share it, so a resumed run (on any number of processes) sees
+# exactly the batches the uninterrupted one would have
 
 
-def get_batch(tokens, it, cfg, block_size, rank, device, stream, tasks=None):
-    """(inputs, targets), each (batch_size * grad_accum, block_size): windows of the token stream.
+def get_batch(tokens, it, cfg, block_size, rank, device, stream, tasks=None, world=1):
+    """(inputs, targets) of process `rank` of `world`, each (batch_size * grad_accum, block_size):
+    its contiguous share of the global batch, world times as many windows of the token stream.
     With tasks = (TaskMaker, tokens, spans) and cfg.retrieval > 0 (from retrieval_start on), a
-    fraction cfg.retrieval of them, chosen at random, are needle examples instead (data/tasks.py),
-    of the same length, trained on every token like the rest (their filler is book text)."""
-    rng = np.random.default_rng([cfg.seed, stream, it, rank])
-    n = cfg.batch_size * cfg.grad_accum
-    starts = rng.integers(0, len(tokens) - block_size - 1, size=n)
-    chunk = np.stack([tokens[s:s + block_size + 1] for s in starts]).astype(np.int64)  # (n, T + 1)
+    fraction cfg.retrieval of the global batch, chosen at random, are needle examples instead
+    (data/tasks.py), of the same length, trained on every token like the rest (their filler is
+    book text)."""
+    n = cfg.batch_size * cfg.grad_accum  # this process's rows
+    rng = np.random.default_rng([cfg.seed, stream, it, 0])  # the key of rank 0 before: one process draws as it did
+    starts = rng.integers(0, len(tokens) - block_size - 1, size=n * world)
+    chunk = np.stack([tokens[s:s + block_size + 1] for s in starts]).astype(np.int64)  # (n * world, T + 1)
     if tasks is not None and cfg.retrieval > 0 and it >= cfg.retrieval_start * cfg.max_iters:
         maker, task_tokens, task_spans = tasks
-        task_rng = np.random.default_rng([cfg.seed, stream, it, rank, 1])  # the text windows stay as they were
-        n_tasks = int(cfg.retrieval * n + task_rng.random())  # rounded at random: the mean is exactly F * n
-        for row in task_rng.choice(n, size=n_tasks, replace=False):
+        task_rng = np.random.default_rng([cfg.seed, stream, it, 0, 1])  # the text windows stay as they were
+        n_tasks = int(cfg.retrieval * n * world + task_rng.random())  # rounded at random: the mean is exactly F * n
+        # every process makes every example: each one draws from task_rng after the one before
+        for row in task_rng.choice(n * world, size=n_tasks, replace=False):
             chunk[row] = maker.sample(block_size + 1, task_tokens, task_spans, task_rng, tasks=cfg.retrieval_tasks.split(","),
                                       max_keys=cfg.retrieval_keys).tokens
-    chunk = torch.from_numpy(chunk).to(device, non_blocking=True)
+    chunk = torch.from_numpy(chunk[rank * n:(rank + 1) * n]).to(device, non_blocking=True)
     return chunk[:, :-1], chunk[:, 1:]  # (B * grad_accum, T) inputs and targets
 
 
@@ -96,50 +114,144 @@ def get_lr(it, cfg):
 
 
 @torch.no_grad()
-def estimate_val_loss(model, val_tokens, cfg, block_size, device, autocast):
+def estimate_val_loss(model, val_tokens, cfg, block_size, device, autocast, rank=0, world=1):
     model.eval()
     losses = []
     for k in range(cfg.eval_iters):  # the same windows at every evaluation: curves are comparable
-        x, y = get_batch(val_tokens, k, cfg, block_size, 0, device, stream=1)
+        x, y = get_batch(val_tokens, k, cfg, block_size, rank, device, stream=1, world=world)
         for xb, yb in zip(x.split(cfg.batch_size), y.split(cfg.batch_size)):
             with autocast:
                 losses.append(model(xb, yb)[1].item())
     model.train()
-    return float(np.mean(losses))
+    return global_mean(losses, device, world)
+
+
+def global_mean(values, device, world):
+    """The mean of values over every process (all micro-batches are the same size)."""
+    if world == 1:
+        return float(np.mean(values))
+    total = torch.tensor([sum(values), len(values)], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(total)
+    return (total[0] / total[1]).item()
+
+
+# -----------------------------------------------------------------------------
+# settings: a new run's as given; a resumed run's from its checkpoint; a conversion's sizes from its source
+
+
+def note(text):  # one line; under torchrun rank 0 alone says it
+    if os.environ.get("RANK", "0") == "0":
+        print(f"note: {text}")
+
+
+def build_configs(argv):
+    """(TrainConfig, model settings): those given, or for --init_from=resume the run's own."""
+    settings = parse_settings(argv, TrainConfig, GPTConfig, doc=__doc__)
+    names = {f.name for f in fields(TrainConfig)}
+    given = {k: v for k, v in settings.items() if k in names}
+    model_settings = {k: v for k, v in settings.items() if k not in names}
+    if given.get("init_from") == "resume":
+        given, model_settings = resumed_settings(given, model_settings)
+    cfg = TrainConfig(**given)
+    check_settings(cfg, model_settings)
+    return cfg, model_settings
+
+
+def check_settings(cfg, model_settings):
+    """One line for a setting that cannot make sense, before anything is loaded."""
+    check_positive(cfg, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval",
+                   "retrieval_keys")
+    for key, ok, want in [
+            ("learning_rate", cfg.learning_rate > 0, "> 0"), ("warmup_iters", cfg.warmup_iters >= 0, ">= 0"),
+            ("min_lr_ratio", 0 <= cfg.min_lr_ratio <= 1, "in [0, 1]"), ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+            ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"), ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"),
+            ("grad_clip", cfg.grad_clip >= 0, ">= 0 (0 = off)"), ("sample_tokens", cfg.sample_tokens >= 0, ">= 0"),
+            ("seed", cfg.seed >= 0, ">= 0"), ("retrieval", 0 <= cfg.retrieval < 1, "a fraction in [0, 1)"),
+            ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)")]:
+        if not ok:
+            raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
+    unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
+    if unknown:
+        raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")
+    if cfg.arch not in ARCHS:
+        raise SystemExit(f"error: --arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
+    rope_base = model_settings.get("rope_base", GPTConfig.rope_base)
+    if not rope_base > 1:  # 0 would make every rotation infinite, and the loss NaN at the first step
+        raise SystemExit(f"error: --rope_base={rope_base} must be > 1 (RoPE's wavelengths are 2 pi rope_base^(2i/d))")
+
+
+def resumed_settings(given, model_given):
+    """(train settings, model settings) of the run in out_dir, from its checkpoint. A given setting
+    that differs is applied with a note if it is in CHANGEABLE_ON_RESUME, else refused."""
+    out_dir = given.get("out_dir", TrainConfig.out_dir)
+    ckpt, config = load_checkpoint(out_dir)
+    names = {f.name for f in fields(TrainConfig)}
+    saved = {**asdict(TrainConfig()), **{k: v for k, v in ckpt.get("train_config", {}).items() if k in names}}
+    saved.update(out_dir=out_dir, init_from="resume", overwrite=False, data_dir=ckpt["data"]["data_dir"])  # absolute
+    saved_model, notes = asdict(config), []
+    for key, value in {**given, **model_given}.items():
+        was = saved_model[key] if key in model_given else saved[key]
+        same = os.path.abspath(value) == os.path.abspath(was) if key == "data_dir" else value == was
+        if same or key in ("out_dir", "init_from", "overwrite", "batch_size", "grad_accum"):
+            continue
+        if key not in CHANGEABLE_ON_RESUME:
+            raise SystemExit(f"error: --{key}={value} differs from the run in {out_dir} ({key}={was}); a resumed run "
+                             f"keeps its settings except {', '.join(CHANGEABLE_ON_RESUME)}")
+        notes.append(f"resuming with --{key}={value} (the run had {was})")
+    if given.get("max_iters", saved["max_iters"]) < ckpt["iter"]:
+        raise SystemExit(f"error: --max_iters={given['max_iters']} is below the iteration the run in {out_dir} "
+                         f"is at ({ckpt['iter']})")
+    settings = {**saved, **{k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME}}
+    settings.update(split_global_batch(given, saved, ckpt, out_dir, notes))
+    for text in notes:  # once nothing is refused
+        note(text)
+    return settings, saved_model
+
+
+def split_global_batch(given, saved, ckpt, out_dir, notes):
+    """{batch_size, grad_accum} that make the run's global batch with this many processes: a run
+    may resume on another number of processes and still see the same batches."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    global_batch = ckpt["data"].get("global_batch", saved["batch_size"] * saved["grad_accum"])  # older: one process
+    grad_accum = given.get("grad_accum", saved["grad_accum"])
+    batch_size = given.get("batch_size", global_batch // (grad_accum * world))
+    if batch_size * grad_accum * world != global_batch:
+        raise SystemExit(f"error: the run in {out_dir} has a global batch of {global_batch} sequences, not batch_size="
+                         f"{batch_size} x grad_accum={grad_accum} x {world} process(es); give a batch_size and "
+                         f"grad_accum that make it")
+    if (batch_size, grad_accum) != (saved["batch_size"], saved["grad_accum"]):
+        was = f"{saved['batch_size']} x {saved['grad_accum']} x {global_batch // (saved['batch_size'] * saved['grad_accum'])}"
+        notes.append(f"its global batch of {global_batch} sequences is now batch_size={batch_size} x grad_accum={grad_accum} x "
+                     f"{world} process(es) (it was {was})")
+    return dict(batch_size=batch_size, grad_accum=grad_accum)
+
+
+def check_out_dir(cfg):
+    """A new run never replaces another one silently."""
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    if cfg.init_from != "resume" and os.path.exists(ckpt_path) and not cfg.overwrite:
+        raise SystemExit(f"error: {cfg.out_dir} already holds a run ({ckpt_path}); continue it with --init_from=resume, "
+                         f"choose another --out_dir, or replace it with --overwrite")
 
 
 # -----------------------------------------------------------------------------
 # the run, step by step
 
 
-def build_configs(argv):
-    settings = parse_settings(argv, TrainConfig, GPTConfig, doc=__doc__)
-    names = {f.name for f in fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in names})
-    check_positive(cfg, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval",
-                   "retrieval_keys")
-    if not 0 <= cfg.retrieval < 1:
-        raise SystemExit(f"error: --retrieval={cfg.retrieval} must be a fraction in [0, 1)")
-    unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
-    if unknown:
-        raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")
-    if not 0 <= cfg.retrieval_start < 1:
-        raise SystemExit(f"error: --retrieval_start={cfg.retrieval_start} must be a fraction of max_iters in [0, 1)")
-    if cfg.arch not in ARCHS:
-        raise SystemExit(f"error: --arch must be one of {', '.join(ARCHS)}, got {cfg.arch!r}")
-    model_settings = {k: v for k, v in settings.items() if k not in names}
-    return cfg, model_settings
-
-
 def setup_processes(cfg):
-    """(device, rank, world): one process, or one of torchrun's (one per GPU)."""
-    device, rank, world = pick_device(cfg.device), 0, 1
-    if "RANK" in os.environ:  # launched by torchrun
-        torch.distributed.init_process_group("nccl")
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        torch.cuda.set_device(device)
-    return device, rank, world
+    """(device, rank, world): one process, or one of torchrun's: gloo on CPUs, NCCL on GPUs (one each)."""
+    device = pick_device(cfg.device)
+    if "RANK" not in os.environ:  # not launched by torchrun
+        return device, 0, 1
+    backend = "nccl" if device == "cuda" else "gloo"
+    try:
+        if device == "cuda":
+            device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group(backend)
+    except (RuntimeError, ValueError) as e:
+        raise SystemExit(f"error: cannot start the {backend} process group on {device}: {str(e).splitlines()[0][:200]}")
+    return device, torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 def load_data(cfg, master, distributed):
@@ -163,31 +275,83 @@ def load_data(cfg, master, distributed):
 
 def build_model(cfg, model_settings, meta, device):
     """(model, checkpoint or None): from scratch, resumed, or another run's weights in this
-    architecture (resume continues the saved architecture; PATH keeps only the source's sizes)."""
+    architecture (a conversion keeps the source's sizes and says what it changes)."""
     arch_settings = {**ARCHS[cfg.arch], **model_settings}
     if cfg.init_from == "scratch":
         try:
-            return GPT(GPTConfig(**{"vocab_size": meta["vocab_size"], **arch_settings})).to(device), None
+            model, ckpt = GPT(GPTConfig(**{"vocab_size": meta["vocab_size"], **arch_settings})).to(device), None
         except ValueError as e:
             raise SystemExit(f"error: {e}")
-    resume = cfg.init_from == "resume"
-    source = cfg.out_dir if resume else cfg.init_from
-    sizes = ("vocab_size", "n_layer", "n_head", "n_embd")
-    overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in sizes}
-    return load_model(source, device, **overrides)
+    else:
+        resume = cfg.init_from == "resume"
+        source = cfg.out_dir if resume else cfg.init_from
+        overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in SIZES}
+        model, ckpt = load_model(source, device, **overrides)
+        check_tokenizer(ckpt, meta, source, cfg.data_dir)
+        if not resume:
+            conversion_note(source, ckpt, model.config, model_settings)
+    if cfg.init_from != "resume":
+        new_model_notes(cfg, model_settings, model.config)
+    return model, ckpt
+
+
+def conversion_note(source, ckpt, config, model_settings):
+    before, after = asdict(GPTConfig(**ckpt["model_config"])), asdict(config)
+    for key in SIZES:
+        if model_settings.get(key, before[key]) != before[key]:
+            raise SystemExit(f"error: --{key}={model_settings[key]}: a conversion keeps the sizes of {source} "
+                             f"({key}={before[key]}); train from scratch for other sizes")
+    changes = [f"{k} {before[k]} -> {after[k]}" for k in after if k not in SIZES and before[k] != after[k]]
+    note(f"--init_from={source}: keeps its weights and sizes ({', '.join(f'{k}={before[k]}' for k in SIZES)}); "
+         f"changes {', '.join(changes) or 'nothing else'}")
+
+
+def new_model_notes(cfg, model_settings, config):
+    for key in ("layer_pattern", "attn", "alibi"):  # what --arch sets, given beside it
+        if model_settings.get(key, ARCHS[cfg.arch][key]) != ARCHS[cfg.arch][key]:
+            note(f"--{key}={model_settings[key]} overrides --arch={cfg.arch}'s {ARCHS[cfg.arch][key]}")
+    if "S" in config.layer_pattern and config.window >= config.block_size:
+        note(f"window {config.window} >= block_size {config.block_size}: in training the S layers see every earlier "
+             f"key (global RoPE layers); the window limits them only on sequences longer than {config.window}")
+
+
+def check_fits(cfg, config, meta, train_tokens, val_tokens, tasks):
+    """The model against the data, and the longest retrieval example against the training length."""
+    L = config.block_size
+    if config.vocab_size < meta["vocab_size"]:
+        raise SystemExit(f"error: the model's vocab_size {config.vocab_size} is smaller than the data's {meta['vocab_size']}")
+    if min(len(train_tokens), len(val_tokens)) <= L + 1:
+        raise SystemExit(f"error: block_size={L} does not fit in the data ({len(val_tokens)} val tokens)")
+    if tasks:
+        k = cfg.retrieval_keys
+        most = {"passkey": None, "multikey": k, "multivalue": max(2, k)}  # the keys of its longest example
+        need = max(tasks[0].min_length(t, most[t]) for t in set(cfg.retrieval_tasks.split(",")))
+        if L + 1 < need:
+            raise SystemExit(f"error: --retrieval with --retrieval_keys={k} needs block_size >= {need - 1}, got {L}")
+
+
+def make_optimizer(model, cfg, ckpt, device):
+    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
+                                           torch.device(device).type)
+    if cfg.init_from == "resume":
+        optimizer.load_state_dict(ckpt["optimizer"])
+    return optimizer
 
 
 class RunFolder:
     """out_dir as the run writes it: log.jsonl and ckpt.pt, by rank 0 alone (the other ranks'
     calls do nothing). On resume, log lines past the checkpoint are dropped, so the curve
-    continues from there."""
+    continues from there; a new run (--overwrite) removes the checkpoint it replaces at once."""
 
-    def __init__(self, cfg, model, optimizer, meta, start_iter, master):
+    def __init__(self, cfg, model, optimizer, meta, start_iter, master, world):
         self.cfg, self.model, self.optimizer, self.meta, self.master = cfg, model, optimizer, meta, master
+        self.global_batch = cfg.batch_size * cfg.grad_accum * world
         self.ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
         if not master:
             return
         os.makedirs(cfg.out_dir, exist_ok=True)
+        if cfg.init_from != "resume" and os.path.exists(self.ckpt_path):
+            os.remove(self.ckpt_path)  # its log goes too: what is left is the new run's alone
         log_path = os.path.join(cfg.out_dir, "log.jsonl")
         kept = []
         if start_iter > 0 and os.path.exists(log_path):
@@ -208,21 +372,26 @@ class RunFolder:
                             model_config=asdict(self.model.config), train_config=asdict(cfg), iter=it,
                             val_loss=val_loss,
                             data={"data_dir": os.path.abspath(cfg.data_dir), "seed": cfg.seed, "next_iter": it,
-                                  "tokenizer": meta["tokenizer"], "vocab_size": meta["vocab_size"]})
+                                  "tokenizer": meta["tokenizer"], "vocab_size": meta["vocab_size"],
+                                  "tokenizer_sha256": meta.get("tokenizer_sha256"), "global_batch": self.global_batch})
 
     def last_good(self):
         return f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path) else "no checkpoint was written"
 
 
-def train_step(model, optimizer, x, y, cfg, distributed, autocast):
-    """One optimizer step over grad_accum micro-batches; returns the mean loss (a float)."""
+def train_step(model, optimizer, x, y, cfg, world, autocast):
+    """One optimizer step over grad_accum micro-batches; returns the mean loss over every process
+    (a float, the same on each)."""
     loss_sum = 0.0
     for micro, (xb, yb) in enumerate(zip(x.split(cfg.batch_size), y.split(cfg.batch_size))):
-        sync = not distributed or micro == cfg.grad_accum - 1  # all-reduce gradients once per step
+        sync = world == 1 or micro == cfg.grad_accum - 1  # all-reduce gradients once per step
         with (nullcontext() if sync else model.no_sync()), autocast:
             loss = model(xb, yb)[1] / cfg.grad_accum
         loss.backward()
         loss_sum += loss.detach()
+    if world > 1:
+        torch.distributed.all_reduce(loss_sum)
+        loss_sum /= world
     loss_value = loss_sum.item()
     if not math.isfinite(loss_value):  # the weights that gave it are never stepped into, never saved
         return loss_value
@@ -233,23 +402,44 @@ def train_step(model, optimizer, x, y, cfg, distributed, autocast):
     return loss_value
 
 
-def catch_ctrl_c():
-    """Ctrl-C asks to stop after the current step, which then saves; a second one stops at once.
-    Returns the list that becomes non-empty once asked."""
+@contextmanager
+def ctrl_c(run):
+    """Ctrl-C asks to stop after the current step, which then saves (finish); a second one stops
+    at once, without saving: a save under way is dropped whole (atomic_write), and the process
+    exits with code 130 either way. Yields the list that becomes non-empty once asked."""
     stop = []
 
     def on_sigint(signum, frame):
         if stop:
             raise KeyboardInterrupt
         stop.append(signum)
-        tqdm.write("stopping after this step (Ctrl-C again to stop at once, without saving)")
+        if run.master:
+            tqdm.write("stopping after this step (Ctrl-C again to stop at once, without saving)")
 
-    signal.signal(signal.SIGINT, on_sigint)
-    return stop
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    except KeyboardInterrupt:
+        if run.master:
+            print(f"interrupted: stopped at once by a second Ctrl-C, without saving; {run.last_good()}", file=sys.stderr)
+        raise SystemExit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def agreed_stop(stop, device, world):
+    """Whether any process was asked to stop: torchrun passes Ctrl-C to each, not at one instant,
+    and all must stop after the same step."""
+    if world == 1:
+        return bool(stop)
+    flag = torch.tensor([float(len(stop))], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return flag.item() > 0
 
 
 def main(argv):
     cfg, model_settings = build_configs(argv)
+    check_out_dir(cfg)
     device, rank, world = setup_processes(cfg)
     master, distributed = rank == 0, "RANK" in os.environ
     torch.manual_seed(cfg.seed)
@@ -257,74 +447,63 @@ def main(argv):
     meta, train_tokens, val_tokens, tasks = load_data(cfg, master, distributed)
     model, ckpt = build_model(cfg, model_settings, meta, device)
     L = model.config.block_size
-    if model.config.vocab_size < meta["vocab_size"]:
-        raise SystemExit(f"error: the model's vocab_size {model.config.vocab_size} is smaller than the data's {meta['vocab_size']}")
-    if min(len(train_tokens), len(val_tokens)) <= L + 1:
-        raise SystemExit(f"error: block_size={L} does not fit in the data ({len(val_tokens)} val tokens)")
-    if tasks:  # the longest example the mix can draw must fit in a training sequence
-        k = cfg.retrieval_keys
-        most = {"passkey": None, "multikey": k, "multivalue": max(2, k)}  # the keys of its longest example
-        need = max(tasks[0].min_length(t, most[t]) for t in set(cfg.retrieval_tasks.split(",")))
-        if L + 1 < need:
-            raise SystemExit(f"error: --retrieval with --retrieval_keys={k} needs block_size >= {need - 1}, got {L}")
-    resume = cfg.init_from == "resume"
-    start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if resume else (0, None)
-    optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
-                                           torch.device(device).type)
-    if resume:
-        optimizer.load_state_dict(ckpt["optimizer"])
+    check_fits(cfg, model.config, meta, train_tokens, val_tokens, tasks)
+    start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if cfg.init_from == "resume" else (0, None)
+    optimizer = make_optimizer(model, cfg, ckpt, device)
     ckpt = None  # free memory
     model.rope_for(L, device)  # built before compiling: no growth inside the graph
     runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved
     if distributed:
-        runner = torch.nn.parallel.DistributedDataParallel(runner, device_ids=[torch.cuda.current_device()])
-    run = RunFolder(cfg, model, optimizer, meta, start_iter, master)
+        device_ids = [torch.device(device)] if device != "cpu" else None  # gloo on the CPU takes none
+        runner = torch.nn.parallel.DistributedDataParallel(runner, device_ids=device_ids)
+    run = RunFolder(cfg, model, optimizer, meta, start_iter, master, world)
     if master:
         print(f"{cfg.arch} ({model.config.layer_pattern}, window {model.config.window}, {model.config.attn}): "
               f"{model.num_params() / 1e6:.2f}M parameters, {device}{f' x{world}' if distributed else ''}, "
               f"data {cfg.data_dir} ({len(train_tokens):,} train tokens)")
 
-    stop = catch_ctrl_c()
-    tokens_per_iter = cfg.batch_size * cfg.grad_accum * L * world
+    tokens_per_iter = run.global_batch * L
     bar = progress(total=cfg.max_iters, initial=start_iter, disable=not master, unit="it")
     step_time = 0.0
-    for it in range(start_iter, cfg.max_iters + 1):
-        # evaluate every eval_interval (a resumed run did so before its checkpoint was saved)
-        if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not (it == start_iter > 0):
-            val_loss = estimate_val_loss(runner, val_tokens, cfg, L, device, autocast)
-            run.log(iter=it, val_loss=val_loss)
-            if it > start_iter:
-                run.save(it, val_loss)
-        if it == cfg.max_iters or stop:
-            break
-        t0 = time.time()
-        lr = get_lr(it, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        x, y = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks)
-        loss = train_step(runner, optimizer, x, y, cfg, distributed, autocast)
-        if not math.isfinite(loss):
-            bar.close()
-            raise SystemExit(f"error: loss became {loss} at iter {it}; stopped, {run.last_good()}. Try a lower --learning_rate")
-        step_time += time.time() - t0  # evaluation and checkpoints excluded from the rate
-        bar.update(1)
-        if (it + 1) % cfg.log_interval == 0:
-            tokens_per_s, step_time = tokens_per_iter * cfg.log_interval / step_time, 0.0
-            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss or float('nan'):.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
-            run.log(iter=it + 1, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
-    bar.close()
-    finish(cfg, run, stop, it, model, device, autocast, val_loss)
-    if distributed:
-        torch.distributed.destroy_process_group()
+    with ctrl_c(run) as stop:
+        for it in range(start_iter, cfg.max_iters + 1):
+            # evaluate every eval_interval (a resumed run did so before its checkpoint was saved)
+            if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not (it == start_iter > 0):
+                val_loss = estimate_val_loss(runner, val_tokens, cfg, L, device, autocast, rank, world)
+                run.log(iter=it, val_loss=val_loss)
+                if it > start_iter:
+                    run.save(it, val_loss)
+            stopped = it < cfg.max_iters and agreed_stop(stop, device, world)
+            if it == cfg.max_iters or stopped:
+                break
+            t0 = time.time()
+            lr = get_lr(it, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks, world=world)
+            loss = train_step(runner, optimizer, x, y, cfg, world, autocast)
+            if not math.isfinite(loss):
+                bar.close()
+                raise SystemExit(f"error: loss became {loss} at iter {it}; stopped, {run.last_good()}. Try a lower --learning_rate")
+            step_time += time.time() - t0  # evaluation and checkpoints excluded from the rate
+            bar.update(1)
+            if (it + 1) % cfg.log_interval == 0:
+                tokens_per_s, step_time = tokens_per_iter * cfg.log_interval / step_time, 0.0
+                bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss or float('nan'):.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
+                run.log(iter=it + 1, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
+        bar.close()
+        finish(cfg, run, stopped, it, model, device, autocast, val_loss)
 
 
-def finish(cfg, run, stop, it, model, device, autocast, val_loss):
-    """After the loop: save an interrupted run, or print a sample of a finished one."""
-    if stop:
+def finish(cfg, run, stopped, it, model, device, autocast, val_loss):
+    """After the loop: save an interrupted run and exit with 130 (so that `train && evaluate` does
+    not go on with a half-trained model), or print a sample of a finished one."""
+    if stopped:
         run.save(it, val_loss)
         if run.master:
             print(f"interrupted: saved {run.ckpt_path} at iter {it}; continue with --init_from=resume")
-    elif run.master and cfg.sample_tokens > 0:
+        raise SystemExit(130)
+    if run.master and cfg.sample_tokens > 0:
         enc = load_tokenizer(cfg.data_dir)
         start = torch.tensor([[run.meta["eot_token"]]], device=device)  # a fresh document
         with autocast:
@@ -332,5 +511,28 @@ def finish(cfg, run, stop, it, model, device, autocast, val_loss):
         print(f"val loss {val_loss:.4f}; a sample:\n{'-' * 60}\n{enc.decode(out[0, 1:].tolist())}\n{'-' * 60}")
 
 
+def command_line(argv):
+    """main for `python train.py` and torchrun. Every rank meets an expected failure alike (the
+    settings, the data, the checkpoint and the global loss are the same on each), so rank 0 alone
+    prints its line; an unexpected one prints its traceback on the rank it hit, and torchrun stops
+    the others."""
+    try:
+        main(argv)
+        code = 0
+    except KeyboardInterrupt:  # before training began; during it, ctrl_c handles it
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except SystemExit as e:
+        code = e.code
+    # here, out of the except blocks, main's frames are gone: DDP holds the process group in
+    # reference cycles, and freed only at interpreter exit, gloo's threads abort the process
+    if torch.distributed.is_initialized():
+        gc.collect()
+        torch.distributed.destroy_process_group()
+    if isinstance(code, str) and os.environ.get("RANK", "0") != "0":
+        code = 1  # its line is rank 0's
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    command_line(sys.argv[1:])

@@ -228,6 +228,26 @@ def encode_docs(enc, texts, dtype, desc):
     return tokens, spans
 
 
+def load_documents(dataset, max_docs):
+    """(train, val, source): lists of (name, text), the empty documents dropped with a note."""
+    if dataset == "shakespeare":
+        train, val, source = load_shakespeare()
+    elif dataset == "pg19":
+        train, val, source = load_pg19(max_docs)
+    else:
+        train, val, source = load_folder(dataset)
+    if max_docs:
+        train = train[:max_docs]
+    empty = sum(not text for _, text in train + val)
+    if empty:
+        print(f"note: skipped {empty} empty document{'s' if empty > 1 else ''}")
+    train, val = [d for d in train if d[1]], [d for d in val if d[1]]
+    for split, docs in (("train", train), ("val", val)):
+        if not docs:
+            raise DataError(f"{dataset}: the {split} split has no non-empty documents")
+    return train, val, source
+
+
 def prepare(dataset="shakespeare", out_dir=None, vocab_size=None, tokenizer=None, max_docs=None, tokenizer_from=None):
     """Build the dataset and return out_dir. max_docs caps the train documents (default: all).
     vocab_size and tokenizer default to 8192 and bpe, or to those of the dataset in tokenizer_from,
@@ -246,31 +266,14 @@ def prepare(dataset="shakespeare", out_dir=None, vocab_size=None, tokenizer=None
             with open(os.path.join(tokenizer_from, "tokenizer.tiktoken"), "rb") as f:
                 tokenizer_file = f.read()
     tokenizer = "bpe" if tokenizer is None else tokenizer
+    vocab_size = 8192 if vocab_size is None else vocab_size
     if tokenizer not in ("bpe", "gpt2"):
         raise DataError(f"unknown tokenizer {tokenizer!r}; use bpe or gpt2")
-    if tokenizer == "gpt2" and vocab_size not in (None, 50257):
-        raise DataError(f"vocab_size={vocab_size} applies to the bpe tokenizer only; gpt2 has 50257 tokens")
-    if tokenizer == "bpe" and vocab_size < 257:
-    vocab_size = 8192 if vocab_size is None else vocab_size
     if tokenizer == "bpe" and vocab_size < 257:
         raise DataError(f"vocab_size={vocab_size} is too small: need the 256 bytes plus {EOT}, so at least 257")
     name = dataset if dataset in ("shakespeare", "pg19") else os.path.basename(os.path.normpath(dataset))
     out_dir = out_dir or os.path.join(HERE, name)
-    if dataset == "shakespeare":
-        train, val, source = load_shakespeare()
-    elif dataset == "pg19":
-        train, val, source = load_pg19(max_docs)
-    else:
-        train, val, source = load_folder(dataset)
-    if max_docs:
-        train = train[:max_docs]
-    empty = sum(not text for _, text in train + val)
-    if empty:
-        print(f"note: skipped {empty} empty document{'s' if empty > 1 else ''}")
-    train, val = [d for d in train if d[1]], [d for d in val if d[1]]
-    for split, docs in (("train", train), ("val", val)):
-        if not docs:
-            raise DataError(f"{dataset}: the {split} split has no non-empty documents")
+    train, val, source = load_documents(dataset, max_docs)
     print(f"{name}: {len(train)} train docs ({sum(len(t) for _, t in train) / 1e6:.1f}M chars), "
           f"{len(val)} val docs ({sum(len(t) for _, t in val) / 1e6:.1f}M chars)")
 

@@ -81,3 +81,35 @@ def test_pick_device():
     assert common.pick_device("cpu") == "cpu"
     with pytest.raises(SystemExit, match="--device must be auto, cpu or cuda, got 'tpu'"):
         common.pick_device("tpu")
+
+
+def test_progress_into_a_pipe_is_plain_lines(monkeypatch, capsys):
+    monkeypatch.setattr(common, "LOG_EVERY_S", 0)  # a line at every update
+    bar = common.progress(total=7, desc="eval", unit="tok")  # pytest's stderr is not a terminal
+    assert isinstance(bar, common.LogLines)
+    bar.update(3)
+    bar.set_postfix(loss="2.50", refresh=False)
+    bar.update(2)
+    bar.close()
+    bar.close()  # once
+    err = capsys.readouterr().err
+    assert "\r" not in err and [line.split(" [")[0] for line in err.splitlines()] == \
+        ["eval:  43%|####2     | 3/7", "eval:  71%|#######1  | 5/7"]
+    assert err.splitlines()[1].endswith(", loss=2.50]")
+    monkeypatch.setattr(common, "LOG_EVERY_S", 3600)  # a line at the end only
+    assert list(common.progress(iterable=range(5), unit="run")) == [0, 1, 2, 3, 4]
+    assert capsys.readouterr().err.startswith("100%|##########| 5/5 [")
+    assert common.progress(total=9, disable=True).close() is None and capsys.readouterr().err == ""
+
+
+def test_default_outputs_go_to_the_run_folder_and_bench_out(tiny_args, tmp_path, monkeypatch):
+    import bench
+    import extrapolate
+    import train
+    run = tmp_path / "run"
+    train.main(tiny_args + [f"--out_dir={run}", "--max_iters=2", "--eval_interval=2"])
+    monkeypatch.chdir(tmp_path)  # where the user stands: nothing may land here
+    extrapolate.main([str(run / "ckpt.pt"), "--lengths=32,64", "--num_windows=3", "--device=cpu"])
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert {"extrapolation.csv", "extrapolation.png"} <= set(os.listdir(run))
+    assert bench.BenchConfig.out == "bench_out/bench" and "bench_out/\n" in open(os.path.join(ROOT, ".gitignore")).read()

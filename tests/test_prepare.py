@@ -130,6 +130,21 @@ def test_interrupted_rerun_is_not_complete(tmp_path, monkeypatch):
         load_meta(out)
 
 
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    path.write_bytes(b"the previous checkpoint")
+
+    def half_then_ctrl_c(f):  # a second Ctrl-C halfway through a checkpoint's save
+        f.write(b"half of a n")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prep.atomic_write(str(path), half_then_ctrl_c)
+    assert path.read_bytes() == b"the previous checkpoint" and os.listdir(tmp_path) == ["ckpt.pt"]
+    prep.atomic_write(str(path), lambda f: f.write(b"new"))
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == ["ckpt.pt"]
+
+
 def test_corrupt_outputs(tmp_path):
     write_docs(tmp_path / "c", range(4))
     out = Path(prepare(str(tmp_path / "c"), out_dir=str(tmp_path / "out"), vocab_size=260))
@@ -227,7 +242,8 @@ def test_cli_and_import_from_elsewhere(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "data" / "prepare.py"), f"--dataset={tmp_path / 'c'}",
                         f"--out_dir={tmp_path / 'out'}", "--vocab_size=260"],
                        capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and r.stderr == "", r.stderr  # no progress bar redrawn into a pipe
+    assert r.stdout.startswith("c: 2 train docs") and "\r" not in r.stdout
     r = subprocess.run([sys.executable, "-c", f"from data.prepare import load_tokenizer; "
                         f"print(load_tokenizer({str(tmp_path / 'out')!r}).n_vocab)"],
                        capture_output=True, text=True, cwd=ROOT, timeout=60)

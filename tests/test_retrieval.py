@@ -3,7 +3,6 @@ extrapolate.py --task=retrieval end to end on tiny runs, with its errors."""
 
 import csv
 import os
-import types
 
 import matplotlib.image
 import numpy as np

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import sample
 import train
@@ -58,6 +59,9 @@ def test_bad_input(run_dir, tmp_path):
         ([f"--out_dir={run_dir}", "--top_k=many"], "not a valid int"),
         ([f"--out_dir={run_dir}", "--max_new_tokens=0"], "must be >= 1"),
         ([f"--out_dir={run_dir}", "--scale_base=1"], "scale_base"),
+        ([f"--out_dir={run_dir}", "--top_k=-3"], r"^error: --top_k=-3 must be >= 0 \(0 = no top-k cut\)$"),
+        ([f"--out_dir={tmp_path / 'nothing'}", "--scale_base=0.5"],  # the setting is wrong, whatever the checkpoint
+         r"^error: --scale_base=0.5 must be a number > 1 \(log\(a\) must be positive\) or off$"),
         ([f"--out_dir={run_dir}", "--device=tpu"], "--device must be"),
         (["--temperature"], "--key=value"),
     ]
@@ -67,6 +71,24 @@ def test_bad_input(run_dir, tmp_path):
         assert "\n" not in str(e.value)
     out = subprocess.run([sys.executable, "sample.py", f"--out_dir={corrupt}"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 1 and "Traceback" not in out.stderr and out.stderr.startswith("error:")
+    out = subprocess.run([sys.executable, "sample.py", f"--out_dir={run_dir}", "--top_k=-3"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr == "error: --top_k=-3 must be >= 0 (0 = no top-k cut)\n"
+
+
+def test_scale_base_on_a_model_without_n_layers_is_a_note(run_dir, tmp_path, capsys):
+    # the same weights as an all-window model: scaling touches N layers only, so nothing changes
+    ckpt = torch.load(run_dir / "ckpt.pt", weights_only=True)
+    ckpt["model_config"]["layer_pattern"] = "S"
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    args = [f"--out_dir={tmp_path}", "--num_samples=1", "--max_new_tokens=45", "--temperature=0", "--device=cpu"]
+    sample.main(args)
+    plain = capsys.readouterr()
+    sample.main(args + ["--scale_base=64"])
+    scaled = capsys.readouterr()
+    assert plain.err == ""
+    assert scaled.err == "note: --scale_base scales N layers only; this model (S) has none, so it changes nothing\n"
+    assert scaled.out == plain.out and len(plain.out.split()) > 10
 
 
 def tiny_source(tmp_path):  # random letters: plenty of pairs for a 400-token BPE
