@@ -56,9 +56,21 @@ def load_model(where, device="cpu", **config_overrides):
     return model.to(device), ckpt
 
 
+def tokenizer_id(meta):
+    """(name, vocab_size, sha256 or None) of a prepared dataset: what makes the token ids of two
+    datasets mean the same thing."""
+    return meta["tokenizer"], meta["vocab_size"], meta.get("tokenizer_sha256")
+
+
+def same_tokenizer(a, b):
+    """Two tokenizer_ids that tokenize alike; a missing hash (gpt2, or an older run whose dataset
+    is gone) is taken on trust."""
+    return a[:2] == b[:2] and (None in (a[2], b[2]) or a[2] == b[2])
+
+
 def trained_tokenizer(ckpt):
-    """(name, vocab_size, sha256 or None) of the tokenizer a checkpoint was trained with. Older
-    checkpoints lack the hash: then it is their dataset's, if that is still where it was."""
+    """The tokenizer_id a checkpoint was trained with. Older checkpoints lack the hash: then it is
+    their dataset's, if that is still where it was."""
     data = ckpt["data"]
     sha = data.get("tokenizer_sha256")
     if sha is None and data["tokenizer"] == "bpe":
@@ -72,8 +84,8 @@ def trained_tokenizer(ckpt):
 def check_tokenizer(ckpt, meta, where, data_dir):
     """One line if the data in data_dir (its meta) is not tokenized as the checkpoint's was: token
     ids of two tokenizers of the same size mean different things, and nothing else would notice."""
-    trained, data = trained_tokenizer(ckpt), (meta["tokenizer"], meta["vocab_size"], meta.get("tokenizer_sha256"))
-    if trained[:2] != data[:2] or (None not in (trained[2], data[2]) and trained[2] != data[2]):
+    trained, data = trained_tokenizer(ckpt), tokenizer_id(meta)
+    if not same_tokenizer(trained, data):
         def name(tok):
             return f"{tok[0]} {tok[1]}" + (f", sha256 {tok[2][:12]}" if tok[2] else "")
         raise SystemExit(f"error: {checkpoint_path(where)} was trained with another tokenizer ({name(trained)}) than "

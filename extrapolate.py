@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from checkpoint import load_model
+from checkpoint import load_model, same_tokenizer, tokenizer_id, trained_tokenizer
 from common import (autocast_for, check_out, check_positive, parse_list, parse_settings, pick_device, progress,
                     write_csv)
 from data.prepare import DataError, load_meta, load_split
@@ -149,22 +149,11 @@ def arch_of(config):
     return found[0] if found else "custom"
 
 
-def tokenizer_id(meta):  # what makes the token ids of two datasets mean the same thing
-    return meta["tokenizer"], meta["vocab_size"], meta.get("tokenizer_sha256")
-
-
-def same_tokenizer(a, b):  # the hash is missing for gpt2, and when a run's dataset is gone
-    return a[:2] == b[:2] and (None in (a[2], b[2]) or a[2] == b[2])
-
-
 def load_runs(runs, cfg):
     models = []
     for where in runs:
         model, ckpt = load_model(where, "cpu")
-        try:
-            trained_id = tokenizer_id(load_meta(ckpt["data"]["data_dir"]))
-        except DataError:  # the dataset moved or was never copied here: trust the checkpoint
-            trained_id = (ckpt["data"]["tokenizer"], ckpt["data"]["vocab_size"], None)
+        trained_id = trained_tokenizer(ckpt)
         label = run_label(where)
         if label in [m["label"] for m in models]:
             label = where  # two runs named alike: the paths tell them apart
