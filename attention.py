@@ -3,8 +3,10 @@ Causal attention with an optional sliding window: one function, two paths.
 
     attention(q, k, v, window=None, kind="softmax", alibi_slopes=None, scale=None, backend="auto")
 
-q is (B, H, Tq, D); k and v are (B, H, Tk, D) with Tq <= Tk, the queries being the LAST Tq
-positions of the keys (the KV-cache form: Tq == Tk in training, Tq == 1 when decoding).
+q is (B, H, Tq, D); k and v are (B, Hkv, Tk, D) with Tq <= Tk, the queries being the LAST Tq
+positions of the keys (the KV-cache form: Tq == Tk in training, Tq == 1 when decoding). H is a
+multiple of Hkv (grouped-query attention): query head h reads key/value head h // (H // Hkv), so
+Hkv == H is plain multi-head attention. No path copies k and v per query head.
 Query i sees key j when
 
     window=None:  j <= i                 (global causal attention)
@@ -39,6 +41,7 @@ def attention(q, k, v, *, window=None, kind="softmax", alibi_slopes=None, scale=
         raise ValueError(f"window must be None or >= 1, got {window}")
     if backend not in ("auto", "torch", "triton"):
         raise ValueError(f"backend must be 'auto', 'torch' or 'triton', got {backend!r}")
+    _check_heads(q, k, v)
     Tq, Tk = q.shape[2], k.shape[2]
     if Tq > Tk:
         raise ValueError(f"more queries than keys ({Tq} > {Tk}): queries must be the last Tq of the keys")
@@ -52,17 +55,38 @@ def attention(q, k, v, *, window=None, kind="softmax", alibi_slopes=None, scale=
     return _attention_torch(q, k, v, window, kind, alibi_slopes, scale)
 
 
+def _check_heads(q, k, v):
+    if k.shape[1] != v.shape[1] or q.shape[1] % k.shape[1]:
+        raise ValueError(f"q has {q.shape[1]} heads, k {k.shape[1]} and v {v.shape[1]}: k and v need the "
+                         f"same number of heads, and q a multiple of it (grouped-query attention)")
+
+
 # -----------------------------------------------------------------------------
 # PyTorch path: exact, any device and dtype, gradients through autograd.
+#
+# Grouped-query attention without copying k and v per query head: the G = H / Hkv query heads
+# that share a key/value head are stacked as the rows of one matmul against it ("fold"), and
+# the result split back into heads for the per-head ALiBi slopes and the output ("unfold").
+
+def _fold(x, Hkv):  # (B, H, T, ...) -> (B, Hkv, G * T, ...)
+    return x.unflatten(1, (Hkv, -1)).flatten(2, 3)
+
+
+def _unfold(x, G):  # (B, Hkv, G * T, ...) -> (B, H, T, ...)
+    return x.unflatten(2, (G, -1)).flatten(1, 2)
+
 
 def _attention_torch(q, k, v, window, kind, alibi_slopes, scale, block=128):
     B, H, Tq, D = q.shape
-    Tk = k.shape[2]
+    Hkv, Tk = k.shape[1], k.shape[2]
+    G = H // Hkv
     if window is None and kind == "softmax" and alibi_slopes is None and Tq in (1, Tk):
         # plain causal softmax: SDPA's fused kernels (flash on the GPU) are exact and fast.
         # SDPA's is_causal aligns the mask top-left, so it only matches our bottom-right
         # convention when Tq == Tk; a single query (decoding) sees every key anyway.
-        return F.scaled_dot_product_attention(q, k, v, is_causal=(Tq == Tk), scale=scale)
+        # enable_gqa (torch >= 2.5): query head h reads kv head h // G, no copies (flash on the
+        # GPU and on the CPU)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=(Tq == Tk), scale=scale, enable_gqa=Hkv != H)
     # Everything else: blocks of queries, each against the keys its band can reach. A window
     # gives each block at most block + W - 1 keys, so memory is O(T * W), never O(T^2) at once.
     # Half precision inputs are computed in float32, as the fused kernels do.
@@ -78,24 +102,25 @@ def _attention_torch(q, k, v, window, kind, alibi_slopes, scale, block=128):
         j = torch.arange(k0, k1, device=q.device)
         dist = i[:, None] - j[None, :]  # (bq, bk) i - j
         visible = dist >= 0 if window is None else (dist >= 0) & (dist < window)
-        qb = q[:, :, q0:q1].to(compute_dtype)
+        qb = _fold(q[:, :, q0:q1].to(compute_dtype), Hkv)  # (B, Hkv, G * bq, D)
         kb, vb = k[:, :, k0:k1].to(compute_dtype), v[:, :, k0:k1].to(compute_dtype)
-        logits = scale * (qb @ kb.transpose(-1, -2))  # (B, H, bq, bk)
+        logits = scale * _unfold(qb @ kb.transpose(-1, -2), G)  # (B, H, bq, bk)
         if alibi_slopes is not None:
             logits = logits + alibi_slopes.to(compute_dtype).view(H, 1, 1) * dist
         if kind == "softmax":
             weights = logits.masked_fill(~visible, float("-inf")).softmax(dim=-1)
         else:
             weights = torch.sigmoid(logits).masked_fill(~visible, 0.0)
-        outs.append(weights @ vb)  # (B, H, bq, D)
+        outs.append(_unfold(_fold(weights, Hkv) @ vb, G))  # (B, H, bq, D)
     return torch.cat(outs, dim=2).to(q.dtype)
 
 
 def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slopes=None, scale=None):
     """One query per sequence against a static-shape KV cache: the decoding step of generation.
 
-    q (B, H, 1, D) at absolute position query_pos, a (1,) tensor on q's device; k, v (B, H, S, D)
-    cache slots, slot s holding the key of position key_pos[s] (S,), negative while still empty.
+    q (B, H, 1, D) at absolute position query_pos, a (1,) tensor on q's device; k, v (B, Hkv, S, D)
+    cache slots (H a multiple of Hkv, as in attention()), slot s holding the key of position
+    key_pos[s] (S,), negative while still empty.
     Slots at positions after query_pos are not seen. The cache decides what a layer can see: all
     positions for a global layer, a ring of `window` slots for a window layer, so no window
     argument. Nothing here depends on the position's value on the host: every step runs the same
@@ -105,11 +130,12 @@ def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slope
     few per key) are then taken to float32 for the bias, mask and softmax. The price, in bf16:
     the logits are rounded to bf16 first, which the fused kernels avoid (a relative error of
     about 0.8% instead of 0.2% against float64, for 512 keys)."""
-    H = q.shape[1]
+    _check_heads(q, k, v)
+    H, Hkv = q.shape[1], k.shape[1]
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     dist = query_pos - key_pos  # (S,) i - j
     visible = (key_pos >= 0) & (dist >= 0)
-    logits = q @ k.transpose(-1, -2)  # (B, H, 1, S)
+    logits = _unfold(_fold(q, Hkv) @ k.transpose(-1, -2), H // Hkv)  # (B, H, 1, S)
     logits = scale * logits.to(torch.promote_types(logits.dtype, torch.float32))
     if alibi_slopes is not None:
         logits = logits + alibi_slopes.to(logits.dtype).view(H, 1, 1) * dist
@@ -117,4 +143,4 @@ def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slope
         weights = logits.masked_fill(~visible, float("-inf")).softmax(dim=-1)
     else:
         weights = torch.sigmoid(logits).masked_fill(~visible, 0.0)
-    return weights.to(v.dtype) @ v  # (B, H, 1, D)
+    return _unfold(_fold(weights.to(v.dtype), Hkv) @ v, H // Hkv)  # (B, H, 1, D)

@@ -10,6 +10,11 @@ visits only the blocks that meet the band j <= i < j + W, and splits them into b
 (masked) and interior blocks (no mask, no bounds checks). Every tl.dot asks for "ieee": float32
 inputs then stay float32 rather than tf32; half-precision inputs ignore it.
 
+Grouped-query attention (k, v with Hkv = H / G heads): every program of the forward and dQ passes
+serves one query head h and reads key/value head h // G through the kv tensors' head stride; the
+dK/dV pass runs one program per key block of a kv head and loops over the G query heads of its
+group, so each kv gradient is summed in registers and stored once. No copies of k, v, dK or dV.
+
 Layout: imports and constants, the kernels and their inlined helpers, the host launchers, the
 custom-op wiring, and last the public entry, window_attention_triton. Benchmark: bench_attention.py.
 """
@@ -30,7 +35,8 @@ _GLOBAL = 1 << 30  # the window passed for global attention: larger than any dis
 # -----------------------------------------------------------------------------
 # kernels
 
-# Sizes vary from call to call: compile once for all of them (strides stay specialised).
+# Sizes vary from call to call: compile once for all of them (strides stay specialised). The
+# group size G is a model constant and stays specialised too: G = 1 compiles as before GQA.
 _jit_kernel = triton.jit(do_not_specialize=["H", "Tq", "Tk", "W"])
 
 
@@ -96,13 +102,13 @@ def _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, lo, hi, Tk, W, qk_s
 
 @_jit_kernel
 def _attn_fwd(Q, K, V, O, LSE, SLOPES, sqb, sqh, sqt, skb, skh, skt, svb, svh, svt, sob, soh, sot,
-              H, Tq, Tk, W, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+              H, G, Tq, Tk, W, qk_scale, D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
               HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
     m0, bh = tl.program_id(0) * BM, tl.program_id(1)
     b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
     Q += b * sqb + h * sqh
-    K += b * skb + h * skh
-    V += b * svb + h * svh
+    K += b * skb + (h // G) * skh  # the kv head of query head h
+    V += b * svb + (h // G) * svh
     O += b * sob + h * soh
     offs_r = m0 + tl.arange(0, BM)
     fi = (offs_r + (Tk - Tq)).to(tl.float32)
@@ -146,7 +152,7 @@ def _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, lo, hi, Tk, W, 
 
 @_jit_kernel
 def _attn_bwd_dq(Q, K, V, O, DO, DQ, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, skh, skt, svb, svh, svt,
-                 sob, soh, sot, sdob, sdoh, sdot, sdqb, sdqh, sdqt, H, Tq, Tk, W, qk_scale, scale,
+                 sob, soh, sot, sdob, sdoh, sdot, sdqb, sdqh, sdqt, H, G, Tq, Tk, W, qk_scale, scale,
                  D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_ALIBI: tl.constexpr,
                  SIGMOID: tl.constexpr):
     # Also the backward's preprocess: delta = rowsum(dO * O) for this query block, stored for
@@ -154,8 +160,8 @@ def _attn_bwd_dq(Q, K, V, O, DO, DQ, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, skh
     m0, bh = tl.program_id(0) * BM, tl.program_id(1)
     b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
     Q += b * sqb + h * sqh
-    K += b * skb + h * skh
-    V += b * svb + h * svh
+    K += b * skb + (h // G) * skh  # the kv head of query head h
+    V += b * svb + (h // G) * svh
     offs_r = m0 + tl.arange(0, BM)
     fi = (offs_r + (Tk - Tq)).to(tl.float32)
     offs_d = tl.arange(0, D)
@@ -211,17 +217,20 @@ def _dkdv_inner(dk, dv, k, v, Q, DO, LSE, DELTA, sqt, sdot, fj, offs_d, lo, hi, 
 
 @_jit_kernel
 def _attn_bwd_dkdv(Q, K, V, DO, DK, DV, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, skh, skt, svb, svh, svt,
-                   sdob, sdoh, sdot, sdkb, sdkh, sdkt, sdvb, sdvh, sdvt, H, Tq, Tk, W, qk_scale, scale,
+                   sdob, sdoh, sdot, sdkb, sdkh, sdkt, sdvb, sdvh, sdvt, H, G, Tq, Tk, W, qk_scale, scale,
                    D: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, HAS_ALIBI: tl.constexpr,
                    SIGMOID: tl.constexpr):
-    n0, bh = tl.program_id(0) * BN, tl.program_id(1)
-    b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
+    # One program per key block of one kv head hk. Its gradient is the sum over the G query heads
+    # hk * G + g that read it: the loop over g below accumulates them in registers, so dK and dV
+    # are written once, with no atomics and no per-query-head copies to reduce afterwards.
+    n0, bhk = tl.program_id(0) * BN, tl.program_id(1)
+    Hkv = H // G
+    b, hk = (bhk // Hkv).to(tl.int64), (bhk % Hkv).to(tl.int64)
     offs_j = n0 + tl.arange(0, BN)
     offs_d = tl.arange(0, D)
     col_ok = offs_j[:, None] < Tk
-    k = tl.load(K + b * skb + h * skh + offs_j[:, None] * skt + offs_d[None, :], mask=col_ok, other=0.0)
-    v = tl.load(V + b * svb + h * svh + offs_j[:, None] * svt + offs_d[None, :], mask=col_ok, other=0.0)
-    slope = tl.load(SLOPES + h) if HAS_ALIBI else 0.0  # base 2 already
+    k = tl.load(K + b * skb + hk * skh + offs_j[:, None] * skt + offs_d[None, :], mask=col_ok, other=0.0)
+    v = tl.load(V + b * svb + hk * svh + offs_j[:, None] * svt + offs_d[None, :], mask=col_ok, other=0.0)
     fj = offs_j.to(tl.float32)
     dk = tl.zeros([BN, D], dtype=tl.float32)
     dv = tl.zeros([BN, D], dtype=tl.float32)
@@ -233,18 +242,19 @@ def _attn_bwd_dkdv(Q, K, V, DO, DK, DV, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, 
     start = tl.maximum(n0 - off, 0) // BM * BM
     mid = tl.minimum(tl.maximum(tl.cdiv(tl.maximum(n0 + BN - 1 - off, 0), BM) * BM, start), r_hi)
     mid_end = tl.maximum(tl.minimum(tl.maximum(n0 + W - off, 0) // BM * BM, Tq // BM * BM), mid)
-    Q += b * sqb + h * sqh
-    DO += b * sdob + h * sdoh
-    LSE += bh * Tq
-    DELTA += bh * Tq
-    dk, dv = _dkdv_inner(dk, dv, k, v, Q, DO, LSE, DELTA, sqt, sdot, fj, offs_d, start, mid, Tq, Tk, W,
-                         qk_scale, slope, BM, True, HAS_ALIBI, SIGMOID)
-    dk, dv = _dkdv_inner(dk, dv, k, v, Q, DO, LSE, DELTA, sqt, sdot, fj, offs_d, mid, mid_end, Tq, Tk, W,
-                         qk_scale, slope, BM, False, HAS_ALIBI, SIGMOID)
-    dk, dv = _dkdv_inner(dk, dv, k, v, Q, DO, LSE, DELTA, sqt, sdot, fj, offs_d, mid_end, r_hi, Tq, Tk, W,
-                         qk_scale, slope, BM, True, HAS_ALIBI, SIGMOID)
-    DK += b * sdkb + h * sdkh
-    DV += b * sdvb + h * sdvh
+    for g in range(G):  # the rows each query head sees are the same: the phases above serve all
+        h = hk * G + g
+        slope = tl.load(SLOPES + h) if HAS_ALIBI else 0.0  # base 2 already
+        Qh, DOh = Q + b * sqb + h * sqh, DO + b * sdob + h * sdoh
+        LSEh, DELTAh = LSE + (b * H + h) * Tq, DELTA + (b * H + h) * Tq
+        dk, dv = _dkdv_inner(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdot, fj, offs_d, start, mid, Tq, Tk, W,
+                             qk_scale, slope, BM, True, HAS_ALIBI, SIGMOID)
+        dk, dv = _dkdv_inner(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdot, fj, offs_d, mid, mid_end, Tq, Tk, W,
+                             qk_scale, slope, BM, False, HAS_ALIBI, SIGMOID)
+        dk, dv = _dkdv_inner(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdot, fj, offs_d, mid_end, r_hi, Tq, Tk, W,
+                             qk_scale, slope, BM, True, HAS_ALIBI, SIGMOID)
+    DK += b * sdkb + hk * sdkh
+    DV += b * sdvb + hk * sdvh
     tl.store(DK + offs_j[:, None] * sdkt + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty), mask=col_ok)
     tl.store(DV + offs_j[:, None] * sdvt + offs_d[None, :], dv.to(DV.dtype.element_ty), mask=col_ok)
 
@@ -281,11 +291,12 @@ def _strides(*tensors):
 def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slopes: Optional[torch.Tensor], W: int,
             sigmoid: bool, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     B, H, Tq, D = q.shape
+    G = H // k.shape[1]  # query heads per kv head
     o = torch.empty_like(q)
     lse = q.new_zeros(1, dtype=torch.float32) if sigmoid else q.new_empty(B * H, Tq, dtype=torch.float32)
     cfg = _config("fwd", q.dtype)
     _attn_fwd[(triton.cdiv(Tq, cfg["BM"]), B * H)](
-        q, k, v, o, lse, lse if slopes is None else slopes, *_strides(q, k, v, o), H, Tq, k.shape[2], W,
+        q, k, v, o, lse, lse if slopes is None else slopes, *_strides(q, k, v, o), H, G, Tq, k.shape[2], W,
         scale * _LOG2E, D=D, HAS_ALIBI=slopes is not None, SIGMOID=sigmoid, **cfg)
     return o, lse
 
@@ -295,7 +306,7 @@ def _bwd_op(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             slopes: Optional[torch.Tensor], W: int, sigmoid: bool,
             scale: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B, H, Tq, D = q.shape
-    Tk = k.shape[2]
+    Hkv, Tk = k.shape[1], k.shape[2]
     do = do if do.stride(-1) == 1 else do.contiguous()
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     delta = torch.empty_like(lse)
@@ -303,11 +314,11 @@ def _bwd_op(do: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     slopes = lse if slopes is None else slopes  # any pointer: not read without ALiBi
     cfg = _config("dq", q.dtype)  # runs first: it also writes delta for the dK/dV pass
     _attn_bwd_dq[(triton.cdiv(Tq, cfg["BM"]), B * H)](
-        q, k, v, o, do, dq, lse, delta, slopes, *_strides(q, k, v, o, do, dq), H, Tq, Tk, W, scale * _LOG2E,
+        q, k, v, o, do, dq, lse, delta, slopes, *_strides(q, k, v, o, do, dq), H, H // Hkv, Tq, Tk, W, scale * _LOG2E,
         scale, **flags, **cfg)
     cfg = _config("dkdv", q.dtype)
-    _attn_bwd_dkdv[(triton.cdiv(Tk, cfg["BN"]), B * H)](
-        q, k, v, do, dk, dv, lse, delta, slopes, *_strides(q, k, v, do, dk, dv), H, Tq, Tk, W, scale * _LOG2E,
+    _attn_bwd_dkdv[(triton.cdiv(Tk, cfg["BN"]), B * Hkv)](  # per kv head: it sums its group
+        q, k, v, do, dk, dv, lse, delta, slopes, *_strides(q, k, v, do, dk, dv), H, H // Hkv, Tq, Tk, W, scale * _LOG2E,
         scale, **flags, **cfg)
     return dq, dk, dv
 
@@ -353,8 +364,9 @@ def triton_applies(q, k, window, kind, alibi_slopes):
 def window_attention_triton(q, k, v, window, kind, alibi_slopes, scale):
     """attention.py's attention() on the GPU, differentiable in q, k and v.
 
-    q (B, H, Tq, D), k and v (B, H, Tk, D) with Tq <= Tk, D in HEAD_DIMS, bf16, fp16 or fp32;
-    window None (global causal) or W >= 1; kind "softmax" or "sigmoid"; alibi_slopes None or (H,),
+    q (B, H, Tq, D), k and v (B, Hkv, Tk, D) with Tq <= Tk and H a multiple of Hkv (query head h
+    reads kv head h // (H / Hkv)), D in HEAD_DIMS, bf16, fp16 or fp32; window None (global causal)
+    or W >= 1; kind "softmax" or "sigmoid"; alibi_slopes None or (H,), one per query head,
     constants (no gradient flows to them); scale the factor on q.k. Returns (B, H, Tq, D)."""
     if q.shape[-1] not in HEAD_DIMS:
         raise ValueError(f"the Triton kernel takes head dims {', '.join(map(str, HEAD_DIMS))}, got {q.shape[-1]}")

@@ -45,6 +45,10 @@ class GPTConfig:
     attn: str = "softmax"  # "softmax" | "sigmoid" (SWAT)
     alibi: str = "none"  # "none" | "balanced" (SWAT) | "negative" (standard ALiBi): per-head slopes on the logits
     scale_base: float | None = None  # dynamic attention scaling base a for N layers, eval only
+    n_kv_head: int = 0  # key/value heads (grouped-query attention: n_head a multiple of it); 0 = n_head
+    mlp: str = "gelu"  # "gelu" (4x wide, GPT-2) | "swiglu" (Llama: silu(gate) * up)
+    mlp_hidden: int = 0  # the MLP's hidden width; 0 = 4 * n_embd
+    norm_eps: float | None = None  # RMSNorm epsilon; None = torch's default (the dtype's machine epsilon)
 
     def __post_init__(self):
         def bad(field, value, allowed):
@@ -68,6 +72,27 @@ class GPTConfig:
             bad("alibi", self.alibi, f"'none' or 'negative' with an odd n_head={self.n_head}")
         if self.scale_base is not None and self.scale_base <= 1:
             bad("scale_base", self.scale_base, "None or a number > 1 (log(a) must be positive)")
+        if self.n_kv_head < 0 or (self.n_kv_head and self.n_head % self.n_kv_head):
+            bad("n_kv_head", self.n_kv_head, f"0 (= n_head) or a divisor of n_head={self.n_head}")
+        if self.mlp not in ("gelu", "swiglu"):
+            bad("mlp", self.mlp, "'gelu' or 'swiglu'")
+        if self.mlp_hidden < 0:
+            bad("mlp_hidden", self.mlp_hidden, "0 (= 4 * n_embd) or an integer >= 1")
+        if self.norm_eps is not None and not self.norm_eps > 0:
+            bad("norm_eps", self.norm_eps, "None or a number > 0")
+
+    # the resolved sizes; the fields keep 0 ("the default") so a saved config means the same later
+    @property
+    def head_dim(self):
+        return self.n_embd // self.n_head
+
+    @property
+    def kv_heads(self):
+        return self.n_kv_head or self.n_head
+
+    @property
+    def hidden(self):
+        return self.mlp_hidden or 4 * self.n_embd
 
     def layer_kind(self, layer):
         return self.layer_pattern[layer % len(self.layer_pattern)]
@@ -106,10 +131,11 @@ def apply_rope(x, cos, sin):  # x (B, H, T, hd); cos, sin (T, hd/2): rotate pair
 class KVCache:
     """Keys and values of every layer for generation, in buffers whose shapes never change.
 
-    G and N layers: (B, H, max_len, hd), the key of position p in slot p. S layers: a ring of
+    G and N layers: (B, Hkv, max_len, hd), the key of position p in slot p. S layers: a ring of
     `window` slots, position p in slot p % window, so their memory is bounded however long the
-    generation runs. Fixed shapes and addresses make every decoding step the same kernels on the
-    same memory, which a CUDA graph can capture (GPT.decoder). `pos` is the absolute position of
+    generation runs. Hkv = n_kv_head: grouped-query attention caches only the key/value heads.
+    Fixed shapes and addresses make every decoding step the same kernels on the same memory,
+    which a CUDA graph can capture (GPT.decoder). `pos` is the absolute position of
     the next token on the host; `pos_t` holds the same on the device for the captured step."""
 
     def __init__(self, config, batch_size, max_len, device):
@@ -121,7 +147,7 @@ class KVCache:
 
     def buffers(self, layer, like):  # (k, v) of a layer, in the dtype the keys come in (bf16 under autocast)
         if self.k[layer] is None:
-            shape = (self.batch_size, self.config.n_head, self.slots[layer], self.config.n_embd // self.config.n_head)
+            shape = (self.batch_size, self.config.kv_heads, self.slots[layer], self.config.head_dim)
             self.k[layer], self.v[layer] = like.new_zeros(shape), like.new_zeros(shape)
         return self.k[layer], self.v[layer]
 
@@ -152,15 +178,18 @@ class Attention(nn.Module):
         super().__init__()
         self.config, self.layer = config, layer
         self.kind = config.layer_kind(layer)
-        self.n_head, self.head_dim = config.n_head, config.n_embd // config.n_head
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=False)
+        self.n_head, self.n_kv_head, self.head_dim = config.n_head, config.kv_heads, config.head_dim
+        # one fused matmul: rows of the q heads, then the k heads, then the v heads (with
+        # n_kv_head == n_head exactly the old 3 * n_embd layout, so old checkpoints load)
+        self.c_attn = nn.Linear(config.n_embd, (config.n_head + 2 * self.n_kv_head) * self.head_dim, bias=False)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         slopes = alibi_slopes(config.n_head, config.alibi) if config.alibi != "none" else None
         self.register_buffer("alibi_slopes", slopes, persistent=False)  # no parameters: conversion loads strictly
 
     def forward(self, x, rope, cache=None):
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, H, T, hd) each
+        qkv = self.c_attn(x).view(B, T, self.n_head + 2 * self.n_kv_head, self.head_dim).transpose(1, 2)
+        q, k, v = qkv.split([self.n_head, self.n_kv_head, self.n_kv_head], dim=1)  # (B, H or Hkv, T, hd)
         # where these T tokens are: from the host for a prompt (any T), from the device for a
         # decoding step (T = 1), so that a captured CUDA graph reads the current position
         decoding = cache is not None and T == 1
@@ -207,22 +236,28 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    # GELU, 4x wide, as in GPT-2/nanoGPT: the papers' claims are about attention, so the MLP stays
-    # the most familiar one.
+    # GELU, 4x wide, as in GPT-2/nanoGPT by default: the papers' claims are about attention, so the
+    # MLP stays the most familiar one. "swiglu" is Llama's, for importing pretrained models.
     def __init__(self, config):
         super().__init__()
-        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=False)
-        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
+        self.swiglu = config.mlp == "swiglu"
+        # swiglu: one matmul for both halves, rows [0, hidden) the gate and [hidden, 2 * hidden)
+        # the up projection (an importer concatenates ffn_gate, then ffn_up)
+        self.c_fc = nn.Linear(config.n_embd, (2 if self.swiglu else 1) * config.hidden, bias=False)
+        self.c_proj = nn.Linear(config.hidden, config.n_embd, bias=False)
 
     def forward(self, x):
+        if self.swiglu:
+            gate, up = self.c_fc(x).chunk(2, dim=-1)
+            return self.c_proj(F.silu(gate) * up)
         return self.c_proj(F.gelu(self.c_fc(x)))
 
 
 class Block(nn.Module):
     def __init__(self, config, layer):
         super().__init__()
-        self.ln_1, self.attn = nn.RMSNorm(config.n_embd), Attention(config, layer)
-        self.ln_2, self.mlp = nn.RMSNorm(config.n_embd), MLP(config)
+        self.ln_1, self.attn = nn.RMSNorm(config.n_embd, eps=config.norm_eps), Attention(config, layer)
+        self.ln_2, self.mlp = nn.RMSNorm(config.n_embd, eps=config.norm_eps), MLP(config)
 
     def forward(self, x, rope, cache=None):
         x = x + self.attn(self.ln_1(x), rope, cache)
@@ -236,7 +271,7 @@ class GPT(nn.Module):
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(config.vocab_size, config.n_embd),
             h=nn.ModuleList(Block(config, layer) for layer in range(config.n_layer)),
-            ln_f=nn.RMSNorm(config.n_embd),
+            ln_f=nn.RMSNorm(config.n_embd, eps=config.norm_eps),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # tied input/output embeddings
@@ -264,7 +299,7 @@ class GPT(nn.Module):
         if self.rope is None or self.rope[0].shape[0] < n_pos or self.rope[0].device != device:
             n = max(n_pos, self.config.block_size)
             n = 1 << (n - 1).bit_length()  # powers of two: few regrowths as lengths climb
-            self.rope = rope_tables(n, self.config.n_embd // self.config.n_head, self.config.rope_base, device)
+            self.rope = rope_tables(n, self.config.head_dim, self.config.rope_base, device)
         return self.rope
 
     def forward(self, idx, targets=None, cache=None, reduction="mean", last=1):

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from checkpoint import check_tokenizer, load_checkpoint, load_model, save_checkpoint
 from common import autocast_for, check_positive, parse_settings, pick_device, progress
+from conversion import layer_costs, measured_pattern
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
 from data.tasks import TASKS, TaskMaker
 from model import ARCHS, GPT, GPTConfig
@@ -67,13 +68,16 @@ class TrainConfig:
     retrieval_tasks: str = "passkey,multikey,multivalue"  # drawn uniformly: a task named twice comes twice as often
     retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
     overwrite: bool = False  # a new run may replace the run already in out_dir
+    nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "pattern"
+    source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
+    stop_at: int = 0  # save and stop at this iteration, to be resumed later (the schedule stays max_iters'); 0 = run to the end
 
 
 # what a resumed run may change: how long it runs, how often it reports, where it runs. Anything
 # else given differently from the checkpoint is refused: it would be another run under the same name.
 CHANGEABLE_ON_RESUME = ("max_iters", "eval_interval", "eval_iters", "log_interval", "device", "compile",
-                        "sample_tokens")
-SIZES = ("vocab_size", "n_layer", "n_head", "n_embd")  # what a conversion keeps, with the weights
+                        "sample_tokens", "stop_at")
+SIZES = ("vocab_size", "n_layer", "n_head", "n_embd", "n_kv_head", "mlp", "mlp_hidden")  # what a conversion keeps, with the weights
 
 
 # -----------------------------------------------------------------------------
@@ -167,9 +171,14 @@ def check_settings(cfg, model_settings):
             ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"), ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"),
             ("grad_clip", cfg.grad_clip >= 0, ">= 0 (0 = off)"), ("sample_tokens", cfg.sample_tokens >= 0, ">= 0"),
             ("seed", cfg.seed >= 0, ">= 0"), ("retrieval", 0 <= cfg.retrieval < 1, "a fraction in [0, 1)"),
-            ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)")]:
+            ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)"),
+            ("stop_at", 0 <= cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)")]:
         if not ok:
             raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
+    if cfg.nope_layers not in ("pattern", "measured"):
+        raise SystemExit(f"error: --nope_layers must be pattern or measured, got {cfg.nope_layers!r}")
+    if cfg.source_optimizer and cfg.init_from == "scratch":
+        raise SystemExit("error: --source_optimizer is for a conversion (--init_from=RUN); this run starts from scratch")
     unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
     if unknown:
         raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")
@@ -187,7 +196,8 @@ def resumed_settings(given, model_given):
     ckpt, config = load_checkpoint(out_dir)
     names = {f.name for f in fields(TrainConfig)}
     saved = {**asdict(TrainConfig()), **{k: v for k, v in ckpt.get("train_config", {}).items() if k in names}}
-    saved.update(out_dir=out_dir, init_from="resume", overwrite=False, data_dir=ckpt["data"]["data_dir"])  # absolute
+    saved.update(out_dir=out_dir, init_from="resume", overwrite=False, data_dir=ckpt["data"]["data_dir"],  # absolute
+                 stop_at=0)  # a stop asked of the first part of a run is not asked again
     saved_model, notes = asdict(config), []
     for key, value in {**given, **model_given}.items():
         was = saved_model[key] if key in model_given else saved[key]
@@ -200,6 +210,9 @@ def resumed_settings(given, model_given):
         notes.append(f"resuming with --{key}={value} (the run had {was})")
     if given.get("max_iters", saved["max_iters"]) < ckpt["iter"]:
         raise SystemExit(f"error: --max_iters={given['max_iters']} is below the iteration the run in {out_dir} "
+                         f"is at ({ckpt['iter']})")
+    if 0 < given.get("stop_at", 0) <= ckpt["iter"]:
+        raise SystemExit(f"error: --stop_at={given['stop_at']} is not after the iteration the run in {out_dir} "
                          f"is at ({ckpt['iter']})")
     settings = {**saved, **{k: v for k, v in given.items() if k in CHANGEABLE_ON_RESUME}}
     settings.update(split_global_batch(given, saved, ckpt, out_dir, notes))
@@ -273,9 +286,10 @@ def load_data(cfg, master, distributed):
     return meta, train_tokens, val_tokens, tasks
 
 
-def build_model(cfg, model_settings, meta, device):
+def build_model(cfg, model_settings, meta, device, train_tokens, world=1):
     """(model, checkpoint or None): from scratch, resumed, or another run's weights in this
-    architecture (a conversion keeps the source's sizes and says what it changes)."""
+    architecture (a conversion keeps the source's sizes, says what it changes, and with
+    --nope_layers=measured takes the layer_pattern its source's measurements give)."""
     arch_settings = {**ARCHS[cfg.arch], **model_settings}
     if cfg.init_from == "scratch":
         try:
@@ -286,6 +300,8 @@ def build_model(cfg, model_settings, meta, device):
         resume = cfg.init_from == "resume"
         source = cfg.out_dir if resume else cfg.init_from
         overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in SIZES}
+        if not resume and cfg.nope_layers == "measured" and set(overrides["layer_pattern"]) == {"N", "S"}:
+            overrides["layer_pattern"] = measured_nope_layers(cfg, source, overrides, train_tokens, device, world)
         model, ckpt = load_model(source, device, **overrides)
         check_tokenizer(ckpt, meta, source, cfg.data_dir)
         if not resume:
@@ -293,6 +309,28 @@ def build_model(cfg, model_settings, meta, device):
     if cfg.init_from != "resume":
         new_model_notes(cfg, model_settings, model.config)
     return model, ckpt
+
+
+def measured_nope_layers(cfg, source, overrides, train_tokens, device, world):
+    """--nope_layers=measured: the source model, with the conversion's window, measured layer by
+    layer on a few training batches (conversion.py); as many N layers as the pattern has. Every
+    process measures; rank 0's choice is taken (GPU rounding could break a near-tie otherwise)."""
+    pattern = overrides["layer_pattern"]
+    model, _ = load_model(source, device, **{k: v for k, v in overrides.items() if k != "layer_pattern"})
+    n_layer, L = model.config.n_layer, model.config.block_size
+    n_nope = sum(pattern[layer % len(pattern)] == "N" for layer in range(n_layer))
+    batches = []
+    for k in range(4):  # stream 2: batches of their own, not the first ones training will see
+        x, y = get_batch(train_tokens, k, cfg, L, 0, device, stream=2)
+        batches += list(zip(x.split(cfg.batch_size), y.split(cfg.batch_size)))
+    cost_n, cost_s = layer_costs(model, batches, autocast_for(device))
+    chosen = [measured_pattern(cost_n, cost_s, n_nope)]
+    if world > 1:
+        torch.distributed.broadcast_object_list(chosen, src=0)
+    costs = ", ".join(f"{layer}: {n:+.3f}/{s:+.3f}" for layer, (n, s) in enumerate(zip(cost_n, cost_s)))
+    note(f"--nope_layers=measured: loss added to {source} by each layer alone as N/S ({costs}); "
+         f"layer_pattern={chosen[0]}")
+    return chosen[0]
 
 
 def conversion_note(source, ckpt, config, model_settings):
@@ -333,8 +371,12 @@ def check_fits(cfg, config, meta, train_tokens, val_tokens, tasks):
 def make_optimizer(model, cfg, ckpt, device):
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
                                            torch.device(device).type)
-    if cfg.init_from == "resume":
-        optimizer.load_state_dict(ckpt["optimizer"])
+    if cfg.init_from == "resume" or cfg.source_optimizer:  # a conversion keeps the sizes: the moments fit
+        if "optimizer" not in ckpt:
+            raise SystemExit(f"error: --source_optimizer: {cfg.init_from} holds no optimizer state to continue")
+        optimizer.load_state_dict(ckpt["optimizer"])  # its lr is replaced at every step (get_lr)
+        for group, decay in zip(optimizer.param_groups, (cfg.weight_decay, 0.0)):  # this run's, not the source's
+            group.update(weight_decay=decay, betas=(cfg.beta1, cfg.beta2))
     return optimizer
 
 
@@ -427,6 +469,13 @@ def ctrl_c(run):
         signal.signal(signal.SIGINT, previous)
 
 
+def peak_memory(device):
+    """{peak_mem_gib: the most GPU memory this process has held so far}, or {} off the GPU."""
+    if not str(device).startswith("cuda"):
+        return {}
+    return {"peak_mem_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 3)}
+
+
 def agreed_stop(stop, device, world):
     """Whether any process was asked to stop: torchrun passes Ctrl-C to each, not at one instant,
     and all must stop after the same step."""
@@ -445,7 +494,7 @@ def main(argv):
     torch.manual_seed(cfg.seed)
     autocast = autocast_for(device)
     meta, train_tokens, val_tokens, tasks = load_data(cfg, master, distributed)
-    model, ckpt = build_model(cfg, model_settings, meta, device)
+    model, ckpt = build_model(cfg, model_settings, meta, device, train_tokens, world)
     L = model.config.block_size
     check_fits(cfg, model.config, meta, train_tokens, val_tokens, tasks)
     start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if cfg.init_from == "resume" else (0, None)
@@ -473,7 +522,8 @@ def main(argv):
                 run.log(iter=it, val_loss=val_loss)
                 if it > start_iter:
                     run.save(it, val_loss)
-            stopped = it < cfg.max_iters and agreed_stop(stop, device, world)
+            # a stop asked by --stop_at is the same on every process; Ctrl-C must be agreed on
+            stopped = it < cfg.max_iters and (it == cfg.stop_at > 0 or agreed_stop(stop, device, world))
             if it == cfg.max_iters or stopped:
                 break
             t0 = time.time()
@@ -490,14 +540,20 @@ def main(argv):
             if (it + 1) % cfg.log_interval == 0:
                 tokens_per_s, step_time = tokens_per_iter * cfg.log_interval / step_time, 0.0
                 bar.set_postfix(loss=f"{loss:.3f}", val=f"{val_loss or float('nan'):.3f}", tok_s=f"{tokens_per_s:,.0f}", refresh=False)
-                run.log(iter=it + 1, loss=loss, lr=lr, tokens_per_s=tokens_per_s)
+                run.log(iter=it + 1, loss=loss, lr=lr, tokens_per_s=tokens_per_s, **peak_memory(device))
         bar.close()
         finish(cfg, run, stopped, it, model, device, autocast, val_loss)
 
 
 def finish(cfg, run, stopped, it, model, device, autocast, val_loss):
-    """After the loop: save an interrupted run and exit with 130 (so that `train && evaluate` does
-    not go on with a half-trained model), or print a sample of a finished one."""
+    """After the loop: save a run stopped at --stop_at (exit 0: it did what was asked), save an
+    interrupted run and exit with 130 (so that `train && evaluate` does not go on with a
+    half-trained model), or print a sample of a finished one."""
+    if stopped and it == cfg.stop_at > 0:  # asked for: a finished part of the run, not a failure
+        run.save(it, val_loss)
+        if run.master:
+            print(f"stopped at iter {it} as --stop_at asked: saved {run.ckpt_path}; continue with --init_from=resume")
+        return
     if stopped:
         run.save(it, val_loss)
         if run.master:

@@ -1,24 +1,44 @@
 #!/usr/bin/env bash
-# Why the converted swan of the headline run trails swan trained from scratch: the same gpt
-# checkpoint continued as swan at three peak learning rates with 10% of gpt's 2000 steps, and at
-# the middle rate with 20% and 40%, all evaluated at L and 8L next to scratch gpt and swan.
+# The conversion study: the headline gpt (config/gutenberg.py, 2000 steps) becomes swan with 2%,
+# 5% and 10% of its tokens (40, 100, 200 steps of the same batches), by eight recipes side by side,
+# each evaluated at L, 8L and 32L on the val books next to swan and gpt trained from scratch:
 #
-#   bash results/conversion.sh        # one H100: 5.5 minutes (reuses out-gutenberg/{gpt,swan} if there)
+#   restart      gpt's weights, RoPE dropped in layers 0 and 4 (the pattern's N), the others
+#                windowed; a fresh AdamW; peak rate 1e-3 after a 10% warmup, cosine to 0.1x
+#   +adam        restart, continuing gpt's AdamW moments (--source_optimizer)
+#   +layers      restart, N at the layers the gpt measures as least hurt by losing RoPE
+#                (--nope_layers=measured, conversion.py)
+#   +both        both of the above
+#   continue     the schedule where gpt ended: its moments, its final rate 1.5e-4, held
+#   +both-2L     +both, trained at 2L (1024 tokens, half the sequences: the same tokens)
+#   +layers-2L   +layers at 2L;  +layers-4L  +layers at 4L (2048 tokens, a quarter of the sequences)
 #
-# Settings as in headline.sh (PYTHON, RUNS, TRAIN_ARGS, EVAL_ARGS); PREFIX defaults to
-# results/conversion.
+#   bash results/conversion.sh        # one H100: about 10 minutes (reuses RUNS/{gpt,swan} if there)
+#
+# Trainings run side by side, spread over the GPUs there are. Settings: PYTHON, RUNS, PREFIX
+# (default results/conversion: PREFIX.csv the gaps, PREFIX.png the figure, PREFIX_loss.csv every
+# loss, PREFIX_retrieval.csv/png the needle tasks), TRAIN_ARGS and EVAL_ARGS for every training
+# and evaluation, RECIPES, STEPS and RETRIEVAL_RUNS to run a part.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-gutenberg}
 PREFIX=${PREFIX:-results/conversion}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
+RECIPES=${RECIPES:-restart +adam +layers +both continue +both-2L +layers-2L +layers-4L}
+STEPS=${STEPS:-40 100 200}
+RETRIEVAL_RUNS=${RETRIEVAL_RUNS-restart-100 +both-100}  # empty: none
+GPUS=$($PYTHON -c "import torch; print(max(1, torch.cuda.device_count()))")
 mkdir -p "$RUNS"
 
-train() {  # name, then settings; all in the background
+pids=()
+next_gpu=0
+train() {  # name, then settings; in the background, on the next GPU
     local name=$1; shift
-    $PYTHON train.py config/gutenberg.py --out_dir="$RUNS/$name" "$@" $TRAIN_ARGS > "$RUNS/$name.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$next_gpu} \
+        $PYTHON train.py config/gutenberg.py --out_dir="$RUNS/$name" --overwrite "$@" $TRAIN_ARGS > "$RUNS/$name.log" 2>&1 &
     pids+=($!)
+    next_gpu=$(((next_gpu + 1) % GPUS))
 }
 wait_all() {
     for pid in "${pids[@]}"; do
@@ -26,21 +46,44 @@ wait_all() {
     done
     pids=()
 }
+recipe() {  # the settings of a recipe
+    case $1 in
+        restart)   echo "--learning_rate=1e-3 --nope_layers=pattern" ;;
+        +adam)     echo "--learning_rate=1e-3 --nope_layers=pattern --source_optimizer" ;;
+        +layers)   echo "--learning_rate=1e-3 --nope_layers=measured" ;;
+        +both)     echo "--learning_rate=1e-3 --source_optimizer --nope_layers=measured" ;;
+        continue)  echo "--learning_rate=1.5e-4 --min_lr_ratio=1 --nope_layers=pattern --source_optimizer" ;;
+        +both-2L)  echo "--learning_rate=1e-3 --source_optimizer --nope_layers=measured --block_size=1024 --batch_size=32" ;;
+        +layers-2L) echo "--learning_rate=1e-3 --nope_layers=measured --block_size=1024 --batch_size=32" ;;
+        +layers-4L) echo "--learning_rate=1e-3 --nope_layers=measured --block_size=2048 --batch_size=16" ;;
+        *) echo "unknown recipe $1" >&2; exit 1 ;;
+    esac
+}
 
-pids=()
 for arch in gpt swan; do  # the scratch runs, unless headline.sh made them already
     [ -f "$RUNS/$arch/ckpt.pt" ] || train $arch --arch=$arch
 done
 wait_all
 
 runs=()
-for spec in 3e-4:200 1e-3:200 3e-3:200 1e-3:400 1e-3:800; do
-    lr=${spec%:*} steps=${spec#*:}
-    train "gpt2swan-lr$lr-$steps" --init_from="$RUNS/gpt" --arch=swan --max_iters=$steps --warmup_iters=20 \
-        --learning_rate=$lr --eval_interval=100 --compile=false
-    runs+=("$RUNS/gpt2swan-lr$lr-$steps")
+for steps in $STEPS; do
+    for name in $RECIPES; do
+        warmup=$((steps / 10))
+        [ "$name" = continue ] && warmup=0
+        train "gpt2swan$name-$steps" --init_from="$RUNS/gpt" --arch=swan --max_iters="$steps" --warmup_iters=$warmup \
+            --eval_interval="$steps" --compile=false $(recipe "$name")
+        runs+=("$RUNS/gpt2swan$name-$steps")
+    done
+    wait_all
 done
-wait_all
-grep -h "^val loss" "$RUNS"/gpt2swan-lr*.log || true
+grep -h "nope_layers=measured" "$RUNS"/gpt2swan+layers-200.log 2>/dev/null || true
 
-$PYTHON extrapolate.py "$RUNS/gpt" "$RUNS/swan" "${runs[@]}" --lengths=512,4096 --out="$PREFIX" $EVAL_ARGS
+$PYTHON extrapolate.py "$RUNS/gpt" "$RUNS/swan" "${runs[@]}" --lengths=512,4096,16384 --out="${PREFIX}_loss" $EVAL_ARGS
+$PYTHON results/conversion.py --losses="${PREFIX}_loss.csv" --out="$PREFIX"
+
+# the needle tasks at L, 4L, 8L and 32L for scratch swan and two conversions at 5%. None of these
+# runs saw a task in training (the headline config has no retrieval mix): this measures what the
+# conversion keeps, not what a mix would teach
+[ -z "$RETRIEVAL_RUNS" ] && exit 0
+$PYTHON extrapolate.py "$RUNS/swan" $(for r in $RETRIEVAL_RUNS; do echo "$RUNS/gpt2swan$r"; done) --task=retrieval \
+    --lengths=512,2048,4096,16384 --trials=4 --out="${PREFIX}_retrieval" $EVAL_ARGS

@@ -108,3 +108,61 @@ def test_window_path_memory_is_linear_in_T():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     peak_gb = int(out.stdout.strip()) / 1e9
     assert peak_gb < 2.5, f"peak {peak_gb:.2f} GB"
+
+
+def repeat_kv(x, H):  # the test's definition of grouped-query attention: k, v copied per query head
+    return x.repeat_interleave(H // x.shape[1], dim=1)
+
+
+@pytest.mark.parametrize("Hkv", [1, 2])
+@pytest.mark.parametrize("Tq,window,kind,alibi", [
+    (67, 5, "softmax", False), (67, None, "softmax", False),  # None: SDPA with enable_gqa
+    (67, 33, "sigmoid", True), (7, None, "softmax", True),  # 7: the last 7 of 67 (KV-cache form)
+])
+def test_grouped_query_attention_equals_repeated_kv(Hkv, Tq, window, kind, alibi):
+    # 6 query heads on Hkv key/value heads: query head h reads kv head h // (6 / Hkv). The k, v
+    # gradients are the sums over each group, as autograd through repeat_interleave gives them.
+    g = torch.Generator().manual_seed(Hkv + Tq)
+    q = torch.randn(2, 6, Tq, 16, generator=g, requires_grad=True)
+    k, v = (torch.randn(2, Hkv, 67, 16, generator=g, requires_grad=True) for _ in range(2))
+    slopes = torch.tensor([-0.5, 0.25, -0.125, 0.5, -0.25, 0.125]) if alibi else None
+    out = attention(q, k, v, window=window, kind=kind, alibi_slopes=slopes, backend="torch")
+    repeated = attention(q, repeat_kv(k, 6), repeat_kv(v, 6), window=window, kind=kind, alibi_slopes=slopes,
+                         backend="torch")
+    ref = reference(q, repeat_kv(k, 6), repeat_kv(v, 6), window, kind, slopes)
+    assert out.shape == q.shape
+    assert rel_err(out, repeated) < 1e-6 and rel_err(out, ref) < 1e-5
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), grad_out)
+    rep_grads = torch.autograd.grad(repeated, (q, k, v), grad_out)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), grad_out.double())
+    for name, gr, rg, fg in zip("qkv", grads, rep_grads, ref_grads):
+        assert gr.shape == (q if name == "q" else k).shape
+        assert rel_err(gr, rg) < 1e-6 and rel_err(gr, fg) < 1e-4, name
+
+
+@pytest.mark.parametrize("kind,alibi", [("softmax", False), ("sigmoid", True)])
+def test_grouped_query_decode(kind, alibi):
+    # 6 query heads on 2 cached kv heads, a ring of 5 slots holding positions 62..66
+    g = torch.Generator().manual_seed(5)
+    q = torch.randn(2, 6, 1, 16, generator=g)
+    k, v = torch.randn(2, 2, 5, 16, generator=g), torch.randn(2, 2, 5, 16, generator=g)
+    key_pos, pos = torch.tensor([65, 66, 62, 63, 64]), torch.tensor([66])
+    slopes = torch.tensor([-0.5, 0.25, -0.125, 0.5, -0.25, 0.125]) if alibi else None
+    out = attention_decode(q, k, v, key_pos, pos, kind=kind, alibi_slopes=slopes)
+    repeated = attention_decode(q, repeat_kv(k, 6), repeat_kv(v, 6), key_pos, pos, kind=kind, alibi_slopes=slopes)
+    order = key_pos.argsort()  # the reference wants the keys in position order
+    ref = reference(q, repeat_kv(k, 6)[:, :, order], repeat_kv(v, 6)[:, :, order], None, kind, slopes)
+    assert out.shape == (2, 6, 1, 16)
+    assert rel_err(out, repeated) < 1e-6 and rel_err(out, ref) < 1e-5
+
+
+def test_grouped_heads_must_divide():
+    q, k, v = make_inputs(1, 6, 8, 8, 16)
+    with pytest.raises(ValueError, match="multiple") as e:
+        attention(q, k[:, :4], v[:, :4])
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="same number of heads"):
+        attention(q, k[:, :2], v[:, :3])
+    with pytest.raises(ValueError, match="multiple"):
+        attention_decode(q[:, :, :1], k[:, :4], v[:, :4], torch.arange(8), torch.tensor([7]))

@@ -147,3 +147,53 @@ def test_gpu_kv_cache_bf16(Tq):
         slopes = slopes_for(4) if alibi else None
         out = attention(q, k, v, window=512, kind=kind, alibi_slopes=slopes, backend="triton")
         assert rel_err(out, reference(q, k, v, 512, kind, slopes)) < 1e-2
+
+
+# Grouped-query attention: k, v with fewer heads than q. The kernels read kv head h // G and sum
+# each kv head's gradient over its group; the definition, k and v repeated per query head, is the
+# float64 reference's input (repeat_interleave in the test only: its backward sums each group).
+GQA_CASES = [  # H, Hkv, Tq, Tk, W, kind, alibi
+    (4, 2, 67, 67, 5, "softmax", False),
+    (6, 2, 67, 67, None, "sigmoid", True),
+    (4, 1, 67, 67, 40, "softmax", True),
+    (6, 3, 7, 97, 9, "sigmoid", False),  # the KV-cache form: the last 7 of 97 positions
+    (4, 2, 1, 67, None, "softmax", True),  # one query: a decoding step on the kernel
+]
+
+
+@pytest.mark.parametrize("H,Hkv,Tq,Tk,window,kind,alibi", GQA_CASES)
+def test_grouped_query_attention_equals_repeated_kv(H, Hkv, Tq, Tk, window, kind, alibi):
+    g = torch.Generator(device=DEV).manual_seed(H + Tq)
+    q = torch.randn(2, H, Tq, 16, generator=g, device=DEV).requires_grad_()
+    k, v = (torch.randn(2, Hkv, Tk, 16, generator=g, device=DEV).requires_grad_() for _ in range(2))
+    slopes = slopes_for(H) if alibi else None
+    out = attention(q, k, v, window=window, kind=kind, alibi_slopes=slopes, backend="triton")
+    k_rep, v_rep = (x.repeat_interleave(H // Hkv, dim=1) for x in (k, v))
+    ref = reference(q, k_rep, v_rep, window, kind, slopes)
+    assert out.shape == q.shape
+    assert rel_err(out, ref) < 1e-5
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), grad_out)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), grad_out.double())
+    for name, gr, rg in zip("qkv", grads, ref_grads):
+        assert gr.shape == (q if name == "q" else k).shape
+        assert rel_err(gr, rg) < 1e-5, name
+
+
+@cuda_only
+@pytest.mark.parametrize("window,kind,alibi", [(333, "softmax", False), (None, "softmax", False), (333, "sigmoid", True)])
+def test_gpu_grouped_query_bf16(window, kind, alibi):
+    # SmolLM2's grouping: 9 query heads on 3 key/value heads, head dim 64
+    g = torch.Generator(device=DEV).manual_seed(9)
+    q = torch.randn(2, 9, 1000, 64, generator=g, device=DEV).bfloat16().requires_grad_()
+    k, v = (torch.randn(2, 3, 1000, 64, generator=g, device=DEV).bfloat16().requires_grad_() for _ in range(2))
+    slopes = slopes_for(9) if alibi else None
+    out = attention(q, k, v, window=window, kind=kind, alibi_slopes=slopes, backend="triton")
+    k_rep, v_rep = (x.repeat_interleave(3, dim=1) for x in (k, v))
+    ref = reference(q, k_rep, v_rep, window, kind, slopes)
+    assert out.dtype == torch.bfloat16 and rel_err(out, ref) < 1e-2
+    grad_out = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), grad_out)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), grad_out.double())
+    for name, got, want in zip("qkv", grads, ref_grads):
+        assert got.shape == (q if name == "q" else k).shape and rel_err(got, want) < 1e-2, name

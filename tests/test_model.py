@@ -178,15 +178,89 @@ def test_sampling_options():
     ("attn", "relu", "attn"),
     ("alibi", "positive", "alibi"),
     ("scale_base", 1.0, "scale_base"),
+    ("n_kv_head", 3, "n_kv_head=3"),  # 4 query heads do not split into groups of 3 kv heads
+    ("n_kv_head", -1, "n_kv_head=-1"),
+    ("mlp", "relu", "mlp='relu'"),
+    ("mlp_hidden", -1, "mlp_hidden=-1"),
+    ("norm_eps", 0.0, "norm_eps=0.0"),
 ])
 def test_bad_configs_raise(field, value, message):
     kwargs = dict(SMALL, **{field: value})
     if field == "n_head":
         kwargs["n_embd"] = 24  # head dim 3: odd, so RoPE cannot pair it
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as e:
         GPTConfig(**kwargs)
+    assert "\n" not in str(e.value)
     with pytest.raises(ValueError, match="arch"):
         GPTConfig.from_arch("llama")
+
+
+LLAMA = dict(n_kv_head=2, mlp="swiglu", mlp_hidden=48, norm_eps=1e-5)  # SmolLM2's kind, small
+
+
+def test_default_state_dict_is_unchanged():
+    # The defaults must keep every old checkpoint loading strictly: the same keys and shapes.
+    shapes = {name: tuple(t.shape) for name, t in make("swan").state_dict().items()}
+    assert len(shapes) == 3 + 4 * 6  # wte, lm_head (tied), ln_f; six per block
+    assert shapes["lm_head.weight"] == shapes["transformer.wte.weight"] == (97, 32)
+    assert {name[len("transformer.h.0."):]: shape for name, shape in shapes.items() if name.startswith("transformer.h.0.")} == {
+        "ln_1.weight": (32,), "attn.c_attn.weight": (96, 32), "attn.c_proj.weight": (32, 32),
+        "ln_2.weight": (32,), "mlp.c_fc.weight": (128, 32), "mlp.c_proj.weight": (32, 128)}
+    assert make("swan").transformer.ln_f.eps is None
+
+
+def test_llama_style_config_forward_and_backward():
+    model = make("gpt", **LLAMA).train()
+    block = model.transformer.h[0]
+    assert block.attn.c_attn.weight.shape == ((4 + 2 * 2) * 8, 32)  # q heads, then k, then v heads
+    assert block.mlp.c_fc.weight.shape == (2 * 48, 32) and block.mlp.c_proj.weight.shape == (32, 48)
+    assert block.ln_1.eps == block.ln_2.eps == model.transformer.ln_f.eps == 1e-5
+    idx = tokens(2, 67)
+    _, loss = model(idx, tokens(2, 67, seed=2))
+    loss.backward()
+    assert abs(loss.item() - math.log(97)) < 0.5
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # SwiGLU: the first half of c_fc's rows is the gate, the second the up projection
+    x = torch.randn(3, 32)
+    gate, up = block.mlp.c_fc.weight[:48], block.mlp.c_fc.weight[48:]
+    expect = (torch.nn.functional.silu(x @ gate.T) * (x @ up.T)) @ block.mlp.c_proj.weight.T
+    assert torch.allclose(block.mlp(x), expect, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["swan", "swat"])
+def test_grouped_query_model_equals_repeated_kv_heads(arch):
+    # A GQA model is the multi-head model whose k and v heads are copies within each group: query
+    # head h reads kv head h // 2 (c_attn rows: q heads, then k heads, then v heads).
+    gqa, mha = make(arch, n_kv_head=2), make(arch, seed=1)
+    state = gqa.state_dict()
+    for layer in range(4):
+        name = f"transformer.h.{layer}.attn.c_attn.weight"
+        q, k, v = state[name].view(8, 8, 32).split([4, 2, 2])  # (heads, head dim, n_embd)
+        state[name] = torch.cat([q, k.repeat_interleave(2, 0), v.repeat_interleave(2, 0)]).view(96, 32)
+    mha.load_state_dict(state, strict=True)
+    idx = tokens(2, 67)
+    assert torch.allclose(gqa(idx, idx)[0], mha(idx, idx)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["swan", "swat"])
+def test_grouped_query_cached_generation_equals_recomputation(arch):
+    model = make(arch, std=0.5, scale_base=10.0 if arch == "swan" else None, **LLAMA).double()
+    prompt = tokens(2, 10)
+    cached = model.generate(prompt, 40, temperature=0, use_cache=True)
+    assert len(set(cached[:, 10:].flatten().tolist())) > 5
+    assert torch.equal(cached, model.generate(prompt, 40, temperature=0, use_cache=False))
+
+
+def test_grouped_query_cache_is_smaller():
+    sizes = {}
+    for n_kv_head in (0, 2, 1):  # 4 query heads
+        model = make("swan", n_kv_head=n_kv_head)
+        cache = KVCache(model.config, 1, 30, "cpu")
+        model(tokens(1, 30), cache=cache)
+        assert cache.k[0].shape == (1, n_kv_head or 4, 30, 8)
+        sizes[n_kv_head] = cache.nbytes()
+    assert sizes[0] == 2 * (30 + 3 * 5) * 4 * 8 * 4  # k and v: slots x heads x head dim x fp32
+    assert sizes == {0: sizes[0], 2: sizes[0] // 2, 1: sizes[0] // 4}
 
 
 def test_optimizer_groups():

@@ -182,9 +182,10 @@ def test_a_new_run_never_replaces_another_silently(tiny_args, tmp_path):
 def test_gpt_checkpoint_converts_to_swan(tiny_args, tmp_path, capsys):
     gpt_rows = run(tiny_args, tmp_path / "gpt", arch="gpt", max_iters=30, eval_interval=30)
     capsys.readouterr()
-    rows = run(tiny_args, tmp_path / "swan", arch="swan", init_from=tmp_path / "gpt", max_iters=4, eval_interval=4)
+    rows = run(tiny_args, tmp_path / "swan", arch="swan", init_from=tmp_path / "gpt", max_iters=4, eval_interval=4,
+               nope_layers="pattern")
     assert (f"note: --init_from={tmp_path / 'gpt'}: keeps its weights and sizes (vocab_size=300, n_layer=2, n_head=2, "
-            "n_embd=32); changes layer_pattern G -> NSSS\n") in capsys.readouterr().out
+            "n_embd=32, n_kv_head=0, mlp=gelu, mlp_hidden=0); changes layer_pattern G -> NSSS\n") in capsys.readouterr().out
     ckpt = torch.load(tmp_path / "swan" / "ckpt.pt", weights_only=True)
     assert ckpt["model_config"]["layer_pattern"] == "NSSS" and ckpt["iter"] == 4
     # it starts from the gpt's weights: far below a fresh model's loss (log 300 = 5.7)

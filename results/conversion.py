@@ -1,0 +1,115 @@
+"""
+The summary of results/conversion.sh: for every converted run (named gpt2swanRECIPE-STEPS) its
+loss at L, 8L and 32L and the gap to swan trained from scratch, against the fraction of the
+source gpt's training tokens it used.
+
+    python results/conversion.py --losses=results/conversion_loss.csv --out=results/conversion
+
+--losses is what extrapolate.py wrote for the runs gpt, swan and the conversions (one length per
+column of interest: L, 8L, 32L). Writes OUT.csv and OUT.png.
+"""
+
+import argparse
+import csv
+import os
+import re
+import sys
+from collections import defaultdict
+
+COLUMNS = ["model", "recipe", "steps", "fraction", "loss_L", "loss_8L", "loss_32L", "gap_L", "gap_8L", "gap_32L",
+           "rise_32L"]
+NAME = re.compile(r"^gpt2swan(?P<recipe>.+)-(?P<steps>\d+)$")
+
+
+def read_losses(path):
+    """{model: {length: mean loss}} of the rows without dynamic scaling."""
+    losses = defaultdict(dict)
+    for row in csv.DictReader(open(path)):
+        if row["kind"] == "mean" and row["setting"] == "off":
+            losses[row["model"]][int(row["length"])] = float(row["loss"])
+    return losses
+
+
+def summarize(losses, source_steps):
+    if "swan" not in losses or "gpt" not in losses:
+        raise SystemExit("error: the losses need the scratch runs gpt and swan beside the conversions")
+    L = min(losses["swan"])
+    lengths = {"L": L, "8L": 8 * L, "32L": 32 * L}
+    rows = []
+    for model, by_length in losses.items():
+        match = NAME.match(model)
+        if match is None and model not in ("gpt", "swan"):
+            continue
+        row = dict(model=model)
+        if match:
+            steps = int(match["steps"])
+            row.update(recipe=match["recipe"], steps=steps, fraction=steps / source_steps)
+        for name, T in lengths.items():
+            if T in by_length:
+                row[f"loss_{name}"] = by_length[T]
+                row[f"gap_{name}"] = by_length[T] - losses["swan"][T]
+        if "loss_32L" in row:
+            row["rise_32L"] = row["loss_32L"] - row["loss_L"]
+        rows.append(row)
+    rows.sort(key=lambda r: (r.get("recipe", ""), r.get("steps", 0)))
+    return rows
+
+
+def print_table(rows):
+    print(f"{'model':<26} {'tokens':>6} {'L':>7} {'8L':>7} {'32L':>7} {'gap L':>7} {'gap 8L':>7} {'gap 32L':>7}")
+    for r in rows:
+        cells = [format(r[k], "+.3f" if k.startswith("gap") else ".3f") if k in r else "-"
+                 for k in ("loss_L", "loss_8L", "loss_32L", "gap_L", "gap_8L", "gap_32L")]
+        share = f"{100 * r['fraction']:.0f}%" if "fraction" in r else "-"
+        print(f"{r['model']:<26} {share:>6} " + " ".join(f"{c:>7}" for c in cells))
+
+
+def plot(rows, path):
+    import matplotlib
+    import matplotlib.ticker
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    gpt = next(r for r in rows if r["model"] == "gpt")
+    for ax, length in zip(axes, ("L", "8L")):
+        for recipe in dict.fromkeys(r["recipe"] for r in rows if "recipe" in r):
+            points = sorted((100 * r["fraction"], r[f"gap_{length}"]) for r in rows
+                            if r.get("recipe") == recipe and f"gap_{length}" in r)
+            ax.plot(*zip(*points), marker="o", label=recipe)
+        ax.axhline(0.03, color="gray", linestyle=":", label="0.03 nats")
+        ax.axhline(0, color="black", linewidth=0.8)
+        if length == "L":
+            ax.axhline(gpt["gap_L"], color="gray", linestyle="--", label=f"gpt from scratch ({gpt['gap_L']:+.3f})")
+        else:
+            ax.text(0.02, 0.97, f"gpt from scratch: {gpt['gap_8L']:+.2f} (off the chart)", transform=ax.transAxes,
+                    va="top", fontsize=8)
+        ax.set(xlabel="% of the gpt's training tokens", ylabel=f"loss - scratch swan's loss at {length}",
+               title=f"converted swan at {length}", xscale="log")
+        ax.set_xticks([2, 5, 10], ["2", "5", "10"])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--losses", default="results/conversion_loss.csv", help="extrapolate.py's CSV of the runs")
+    parser.add_argument("--out", default="results/conversion", help="writes OUT.csv and OUT.png")
+    parser.add_argument("--source_steps", type=int, default=2000, help="the gpt's training steps (same batch)")
+    args = parser.parse_args(argv)
+    if not os.path.exists(args.losses):
+        raise SystemExit(f"error: {args.losses} does not exist: run extrapolate.py on the runs first")
+    rows = summarize(read_losses(args.losses), args.source_steps)
+    with open(f"{args.out}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, f"{args.out}.png")
+    print_table(rows)
+    print(f"wrote {args.out}.csv and {args.out}.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

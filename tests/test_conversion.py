@@ -1,0 +1,85 @@
+"""conversion.py: the per-layer costs a conversion measures on its source, the pattern they give,
+and train.py's conversion recipe (--nope_layers, --source_optimizer); results/conversion.py's gaps."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import train
+from common import autocast_for
+from conversion import layer_costs, measured_pattern
+from model import GPT, GPTConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_measured_pattern_puts_n_where_it_costs_least_against_s():
+    cost_n = [0.5, 0.25, 0.375, 0.125, 0.75]
+    cost_s = [0.0, 0.0, 0.25, 0.0, 0.125]  # N - S: 0.5, 0.25, 0.125, 0.125, 0.625 (exact in binary)
+    assert measured_pattern(cost_n, cost_s, 2) == "SSNNS"  # the tie at 0.05 goes to both
+    assert measured_pattern(cost_n, cost_s, 1) == "SSNSS"  # the earlier of the tie
+    with pytest.raises(ValueError, match="at least one layer N and one S of 5"):
+        measured_pattern(cost_n, cost_s, 5)
+
+
+def test_layer_costs_are_zero_where_nothing_changes():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=37, n_layer=3, n_head=2, n_embd=16, layer_pattern="G", window=5))
+    with torch.no_grad():  # layer 1 attends uniformly (q = 0): dropping its RoPE changes nothing;
+        model.transformer.h[1].attn.c_attn.weight[:16].zero_()
+        for layer in (0, 2):  # the others attend sharply, so RoPE's rotations matter
+            model.transformer.h[layer].attn.c_attn.weight[:32] *= 30
+    x = torch.randint(0, 50, (3, 37))
+    batches = [(x[:, :-1], x[:, 1:])]
+    cost_n, cost_s = layer_costs(model, batches, autocast_for("cpu"))
+    assert abs(cost_n[1]) < 1e-6 and min(abs(cost_n[0]), abs(cost_n[2])) > 1e-4
+    assert min(abs(c) for c in cost_s) > 1e-5  # a window of 5 in 36 tokens changes every layer
+    assert [a.kind for a in (b.attn for b in model.transformer.h)] == ["G", "G", "G"] and model.training
+    model.config.window = 36  # a window that covers every key: windowing changes nothing
+    assert max(abs(c) for c in layer_costs(model, batches, autocast_for("cpu"))[1]) < 1e-6
+
+
+def test_a_conversion_measures_its_layers_and_continues_the_moments(tiny_args, tmp_path, capsys):
+    args = [a for a in tiny_args if not a.startswith("--n_layer")] + ["--n_layer=4"]
+    train.main(args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=20", "--eval_interval=20"])
+    capsys.readouterr()
+    train.main(args + [f"--out_dir={tmp_path / 'swan'}", "--arch=swan", f"--init_from={tmp_path / 'gpt'}",
+                       "--max_iters=3", "--eval_interval=3", "--source_optimizer", "--weight_decay=0.05"])
+    out = capsys.readouterr().out
+    ckpt = torch.load(tmp_path / "swan" / "ckpt.pt", weights_only=True)
+    pattern = ckpt["model_config"]["layer_pattern"]
+    assert len(pattern) == 4 and pattern.count("N") == 1 and set(pattern) == {"N", "S"}  # NSSS: one in four
+    assert f"loss added to {tmp_path / 'gpt'} by each layer alone as N/S (0: " in out and f"layer_pattern={pattern}\n" in out
+    state = ckpt["optimizer"]
+    assert state["state"][0]["step"].item() == 20 + 3  # the gpt's 20 AdamW steps, then 3 more
+    assert [g["weight_decay"] for g in state["param_groups"]] == [0.05, 0.0]  # this run's setting, not the source's
+    with pytest.raises(SystemExit, match="--source_optimizer is for a conversion"):
+        train.main(args + [f"--out_dir={tmp_path / 'x'}", "--source_optimizer"])
+    with pytest.raises(SystemExit, match="--nope_layers must be pattern or measured, got 'first'"):
+        train.main(args + [f"--out_dir={tmp_path / 'x'}", "--nope_layers=first"])
+
+
+def test_the_summary_gives_gaps_to_scratch_swan(tmp_path):
+    rows = []
+    for model, losses in [("gpt", (3.80, 5.20, 5.70)), ("swan", (3.84, 3.76, 3.86)),
+                          ("gpt2swan+layers-100", (3.90, 3.85, 3.94)), ("other", (1, 1, 1))]:
+        for length, loss in zip((64, 512, 2048), losses):
+            rows.append(dict(model=model, setting="off", kind="mean", length=length, loss=loss))
+        rows.append(dict(model=model, setting="a=512", kind="mean", length=64, loss=0.0))  # scaled: not read
+    with open(tmp_path / "loss.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["model", "setting", "kind", "length", "loss"])
+        writer.writeheader()
+        writer.writerows(rows)
+    done = subprocess.run([sys.executable, "results/conversion.py", f"--losses={tmp_path / 'loss.csv'}",
+                           f"--out={tmp_path / 'conv'}"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    got = {r["model"]: r for r in csv.DictReader(open(tmp_path / "conv.csv"))}
+    assert set(got) == {"gpt", "swan", "gpt2swan+layers-100"}
+    row = got["gpt2swan+layers-100"]
+    assert row["recipe"] == "+layers" and float(row["fraction"]) == 0.05
+    assert [round(float(row[k]), 6) for k in ("gap_L", "gap_8L", "gap_32L", "rise_32L")] == [0.06, 0.09, 0.08, 0.04]
+    assert round(float(got["gpt"]["gap_8L"]), 6) == 1.44 and os.path.getsize(tmp_path / "conv.png") > 10_000
