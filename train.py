@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from checkpoint import check_tokenizer, load_checkpoint, load_model, save_checkpoint
@@ -70,6 +71,8 @@ class TrainConfig:
     overwrite: bool = False  # a new run may replace the run already in out_dir
     nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "pattern"
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
+    distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly)
+    distill_weight: float = 0.5  # with distill_from: loss = (1 - w) cross-entropy + w KL(teacher || model)
     stop_at: int = 0  # save and stop at this iteration, to be resumed later (the schedule stays max_iters'); 0 = run to the end
 
 
@@ -172,7 +175,8 @@ def check_settings(cfg, model_settings):
             ("grad_clip", cfg.grad_clip >= 0, ">= 0 (0 = off)"), ("sample_tokens", cfg.sample_tokens >= 0, ">= 0"),
             ("seed", cfg.seed >= 0, ">= 0"), ("retrieval", 0 <= cfg.retrieval < 1, "a fraction in [0, 1)"),
             ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)"),
-            ("stop_at", 0 <= cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)")]:
+            ("stop_at", 0 <= cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)"),
+            ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]")]:
         if not ok:
             raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
     if cfg.nope_layers not in ("pattern", "measured"):
@@ -194,6 +198,9 @@ def resumed_settings(given, model_given):
     that differs is applied with a note if it is in CHANGEABLE_ON_RESUME, else refused."""
     out_dir = given.get("out_dir", TrainConfig.out_dir)
     ckpt, config = load_checkpoint(out_dir)
+    if "optimizer" not in ckpt:
+        raise SystemExit(f"error: {out_dir} holds a model without optimizer state (imported, not trained here): it "
+                         f"cannot be resumed; start a run from it with --init_from={out_dir}")
     names = {f.name for f in fields(TrainConfig)}
     saved = {**asdict(TrainConfig()), **{k: v for k, v in ckpt.get("train_config", {}).items() if k in names}}
     saved.update(out_dir=out_dir, init_from="resume", overwrite=False, data_dir=ckpt["data"]["data_dir"],  # absolute
@@ -202,7 +209,7 @@ def resumed_settings(given, model_given):
     for key, value in {**given, **model_given}.items():
         was = saved_model[key] if key in model_given else saved[key]
         same = os.path.abspath(value) == os.path.abspath(was) if key == "data_dir" else value == was
-        if same or key in ("out_dir", "init_from", "overwrite", "batch_size", "grad_accum"):
+        if same or key in ("out_dir", "init_from", "overwrite", "batch_size", "grad_accum", "stop_at"):
             continue
         if key not in CHANGEABLE_ON_RESUME:
             raise SystemExit(f"error: --{key}={value} differs from the run in {out_dir} ({key}={was}); a resumed run "
@@ -286,7 +293,7 @@ def load_data(cfg, master, distributed):
     return meta, train_tokens, val_tokens, tasks
 
 
-def build_model(cfg, model_settings, meta, device, train_tokens, world=1):
+def build_model(cfg, model_settings, meta, device, train_tokens, rank=0, world=1):
     """(model, checkpoint or None): from scratch, resumed, or another run's weights in this
     architecture (a conversion keeps the source's sizes, says what it changes, and with
     --nope_layers=measured takes the layer_pattern its source's measurements give)."""
@@ -300,45 +307,61 @@ def build_model(cfg, model_settings, meta, device, train_tokens, world=1):
         resume = cfg.init_from == "resume"
         source = cfg.out_dir if resume else cfg.init_from
         overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in SIZES}
-        if not resume and cfg.nope_layers == "measured" and set(overrides["layer_pattern"]) == {"N", "S"}:
-            overrides["layer_pattern"] = measured_nope_layers(cfg, source, overrides, train_tokens, device, world)
-        model, ckpt = load_model(source, device, **overrides)
+        measure = not resume and cfg.nope_layers == "measured" and set(overrides["layer_pattern"]) == {"N", "S"}
+        # to be measured, the source loads with its own layer pattern first
+        model, ckpt = load_model(source, device, **{k: v for k, v in overrides.items() if not (measure and k == "layer_pattern")})
         check_tokenizer(ckpt, meta, source, cfg.data_dir)
         if not resume:
-            conversion_note(source, ckpt, model.config, model_settings)
+            check_conversion(cfg, source, ckpt, model_settings)
+        if measure:
+            overrides["layer_pattern"] = measured_nope_layers(cfg, model, source, overrides["layer_pattern"], train_tokens,
+                                                              device, rank, world)
+            model, ckpt = load_model(source, device, **overrides)
+        if not resume:
+            conversion_note(source, ckpt, model.config)
     if cfg.init_from != "resume":
         new_model_notes(cfg, model_settings, model.config)
     return model, ckpt
 
 
-def measured_nope_layers(cfg, source, overrides, train_tokens, device, world):
-    """--nope_layers=measured: the source model, with the conversion's window, measured layer by
-    layer on a few training batches (conversion.py); as many N layers as the pattern has. Every
-    process measures; rank 0's choice is taken (GPU rounding could break a near-tie otherwise)."""
-    pattern = overrides["layer_pattern"]
-    model, _ = load_model(source, device, **{k: v for k, v in overrides.items() if k != "layer_pattern"})
+def measured_nope_layers(cfg, model, source, pattern, train_tokens, device, rank, world):
+    """--nope_layers=measured: the source model (with the conversion's window) measured layer by
+    layer on four global batches of training data (conversion.py), each process on its share,
+    the costs averaged over all: the same choice whatever the number of processes. As many N
+    layers as the pattern has over n_layer."""
     n_layer, L = model.config.n_layer, model.config.block_size
     n_nope = sum(pattern[layer % len(pattern)] == "N" for layer in range(n_layer))
+    if not 0 < n_nope < n_layer:
+        raise SystemExit(f"error: --nope_layers=measured: layer_pattern={pattern} over {n_layer} layer(s) leaves no "
+                         f"choice of N and S layers; use --nope_layers=pattern")
     batches = []
     for k in range(4):  # stream 2: batches of their own, not the first ones training will see
-        x, y = get_batch(train_tokens, k, cfg, L, 0, device, stream=2)
+        x, y = get_batch(train_tokens, k, cfg, L, rank, device, stream=2, world=world)
         batches += list(zip(x.split(cfg.batch_size), y.split(cfg.batch_size)))
     cost_n, cost_s = layer_costs(model, batches, autocast_for(device))
-    chosen = [measured_pattern(cost_n, cost_s, n_nope)]
     if world > 1:
-        torch.distributed.broadcast_object_list(chosen, src=0)
-    costs = ", ".join(f"{layer}: {n:+.3f}/{s:+.3f}" for layer, (n, s) in enumerate(zip(cost_n, cost_s)))
-    note(f"--nope_layers=measured: loss added to {source} by each layer alone as N/S ({costs}); "
-         f"layer_pattern={chosen[0]}")
-    return chosen[0]
+        costs = torch.tensor([cost_n, cost_s], dtype=torch.float64, device=device)
+        torch.distributed.all_reduce(costs)
+        cost_n, cost_s = (costs / world).tolist()
+    chosen = measured_pattern(cost_n, cost_s, n_nope)
+    costs = ", ".join(f"{layer}: {n:+.4g}/{s:+.4g}" for layer, (n, s) in enumerate(zip(cost_n, cost_s)))
+    note(f"--nope_layers=measured: loss added to {source} by each layer alone as N/S ({costs}); layer_pattern={chosen}")
+    return chosen
 
 
-def conversion_note(source, ckpt, config, model_settings):
-    before, after = asdict(GPTConfig(**ckpt["model_config"])), asdict(config)
+def check_conversion(cfg, source, ckpt, model_settings):
+    """What a conversion cannot do, in one line, before anything is measured or trained."""
+    before = asdict(GPTConfig(**ckpt["model_config"]))
     for key in SIZES:
         if model_settings.get(key, before[key]) != before[key]:
             raise SystemExit(f"error: --{key}={model_settings[key]}: a conversion keeps the sizes of {source} "
                              f"({key}={before[key]}); train from scratch for other sizes")
+    if cfg.source_optimizer and "optimizer" not in ckpt:
+        raise SystemExit(f"error: --source_optimizer: {source} holds no optimizer state to continue (an imported model?)")
+
+
+def conversion_note(source, ckpt, config):
+    before, after = asdict(GPTConfig(**ckpt["model_config"])), asdict(config)
     changes = [f"{k} {before[k]} -> {after[k]}" for k in after if k not in SIZES and before[k] != after[k]]
     note(f"--init_from={source}: keeps its weights and sizes ({', '.join(f'{k}={before[k]}' for k in SIZES)}); "
          f"changes {', '.join(changes) or 'nothing else'}")
@@ -372,8 +395,6 @@ def make_optimizer(model, cfg, ckpt, device):
     optimizer = model.configure_optimizers(cfg.weight_decay, cfg.learning_rate, (cfg.beta1, cfg.beta2),
                                            torch.device(device).type)
     if cfg.init_from == "resume" or cfg.source_optimizer:  # a conversion keeps the sizes: the moments fit
-        if "optimizer" not in ckpt:
-            raise SystemExit(f"error: --source_optimizer: {cfg.init_from} holds no optimizer state to continue")
         optimizer.load_state_dict(ckpt["optimizer"])  # its lr is replaced at every step (get_lr)
         for group, decay in zip(optimizer.param_groups, (cfg.weight_decay, 0.0)):  # this run's, not the source's
             group.update(weight_decay=decay, betas=(cfg.beta1, cfg.beta2))
@@ -389,6 +410,7 @@ class RunFolder:
         self.cfg, self.model, self.optimizer, self.meta, self.master = cfg, model, optimizer, meta, master
         self.global_batch = cfg.batch_size * cfg.grad_accum * world
         self.ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+        self.saved_iter = start_iter if cfg.init_from == "resume" else None  # the checkpoint on disk is of this iteration
         if not master:
             return
         os.makedirs(cfg.out_dir, exist_ok=True)
@@ -408,6 +430,7 @@ class RunFolder:
             self.log_file.flush()
 
     def save(self, it, val_loss):
+        self.saved_iter = it
         if self.master:
             cfg, meta = self.cfg, self.meta
             save_checkpoint(self.ckpt_path, model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
@@ -421,22 +444,47 @@ class RunFolder:
         return f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path) else "no checkpoint was written"
 
 
-def train_step(model, optimizer, x, y, cfg, world, autocast):
-    """One optimizer step over grad_accum micro-batches; returns the mean loss over every process
-    (a float, the same on each)."""
-    loss_sum = 0.0
+def load_teacher(cfg, config, device):
+    """The frozen model of --distill_from, or None."""
+    if not cfg.distill_from:
+        return None
+    teacher, _ = load_model(cfg.distill_from, device)
+    if teacher.config.vocab_size != config.vocab_size:
+        raise SystemExit(f"error: --distill_from={cfg.distill_from} has vocab_size {teacher.config.vocab_size}, "
+                         f"the model {config.vocab_size}: distillation compares distributions over one vocabulary")
+    teacher.eval().requires_grad_(False)
+    return torch.compile(teacher) if cfg.compile else teacher
+
+
+def distill_kl(logits, teacher, x, y):
+    """KL(teacher || model) per token, averaged: how far the model's next-token distributions are
+    from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's."""
+    with torch.no_grad():
+        target = teacher(x, y)[0].float().log_softmax(-1)  # (B, T, vocab)
+    return F.kl_div(logits.float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
+
+
+def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None):
+    """One optimizer step over grad_accum micro-batches; returns the mean cross-entropy over every
+    process (a float, the same on each; NaN if the objective, with distillation, is not finite)."""
+    loss_sum, objective_sum = 0.0, 0.0
     for micro, (xb, yb) in enumerate(zip(x.split(cfg.batch_size), y.split(cfg.batch_size))):
         sync = world == 1 or micro == cfg.grad_accum - 1  # all-reduce gradients once per step
         with (nullcontext() if sync else model.no_sync()), autocast:
-            loss = model(xb, yb)[1] / cfg.grad_accum
-        loss.backward()
-        loss_sum += loss.detach()
+            logits, loss = model(xb, yb)
+            objective = loss
+            if teacher is not None:
+                objective = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill_kl(logits, teacher, xb, yb)
+        (objective / cfg.grad_accum).backward()
+        loss_sum += loss.detach() / cfg.grad_accum
+        objective_sum += objective.detach() / cfg.grad_accum
+    sums = torch.stack([loss_sum, objective_sum])
     if world > 1:
-        torch.distributed.all_reduce(loss_sum)
-        loss_sum /= world
-    loss_value = loss_sum.item()
-    if not math.isfinite(loss_value):  # the weights that gave it are never stepped into, never saved
-        return loss_value
+        torch.distributed.all_reduce(sums)
+        sums /= world
+    loss_value, objective_value = sums.tolist()
+    if not math.isfinite(objective_value):  # the weights that gave it are never stepped into, never saved
+        return float("nan")
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
@@ -494,11 +542,12 @@ def main(argv):
     torch.manual_seed(cfg.seed)
     autocast = autocast_for(device)
     meta, train_tokens, val_tokens, tasks = load_data(cfg, master, distributed)
-    model, ckpt = build_model(cfg, model_settings, meta, device, train_tokens, world)
+    model, ckpt = build_model(cfg, model_settings, meta, device, train_tokens, rank, world)
     L = model.config.block_size
     check_fits(cfg, model.config, meta, train_tokens, val_tokens, tasks)
     start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if cfg.init_from == "resume" else (0, None)
     optimizer = make_optimizer(model, cfg, ckpt, device)
+    teacher = load_teacher(cfg, model.config, device)
     ckpt = None  # free memory
     model.rope_for(L, device)  # built before compiling: no growth inside the graph
     runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved
@@ -531,7 +580,7 @@ def main(argv):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks, world=world)
-            loss = train_step(runner, optimizer, x, y, cfg, world, autocast)
+            loss = train_step(runner, optimizer, x, y, cfg, world, autocast, teacher)
             if not math.isfinite(loss):
                 bar.close()
                 raise SystemExit(f"error: loss became {loss} at iter {it}; stopped, {run.last_good()}. Try a lower --learning_rate")
@@ -549,13 +598,13 @@ def finish(cfg, run, stopped, it, model, device, autocast, val_loss):
     """After the loop: save a run stopped at --stop_at (exit 0: it did what was asked), save an
     interrupted run and exit with 130 (so that `train && evaluate` does not go on with a
     half-trained model), or print a sample of a finished one."""
-    if stopped and it == cfg.stop_at > 0:  # asked for: a finished part of the run, not a failure
+    if stopped and run.saved_iter != it:  # not saved at this iteration yet (evaluations save)
         run.save(it, val_loss)
+    if stopped and it == cfg.stop_at > 0:  # asked for: a finished part of the run, not a failure
         if run.master:
             print(f"stopped at iter {it} as --stop_at asked: saved {run.ckpt_path}; continue with --init_from=resume")
         return
     if stopped:
-        run.save(it, val_loss)
         if run.master:
             print(f"interrupted: saved {run.ckpt_path} at iter {it}; continue with --init_from=resume")
         raise SystemExit(130)

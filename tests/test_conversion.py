@@ -3,6 +3,7 @@ and train.py's conversion recipe (--nope_layers, --source_optimizer); results/co
 
 import csv
 import os
+import re
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_measured_pattern_puts_n_where_it_costs_least_against_s():
     cost_n = [0.5, 0.25, 0.375, 0.125, 0.75]
     cost_s = [0.0, 0.0, 0.25, 0.0, 0.125]  # N - S: 0.5, 0.25, 0.125, 0.125, 0.625 (exact in binary)
-    assert measured_pattern(cost_n, cost_s, 2) == "SSNNS"  # the tie at 0.05 goes to both
+    assert measured_pattern(cost_n, cost_s, 2) == "SSNNS"  # the tie at 0.125 goes to both
     assert measured_pattern(cost_n, cost_s, 1) == "SSNSS"  # the earlier of the tie
     with pytest.raises(ValueError, match="at least one layer N and one S of 5"):
         measured_pattern(cost_n, cost_s, 5)
@@ -54,6 +55,9 @@ def test_a_conversion_measures_its_layers_and_continues_the_moments(tiny_args, t
     pattern = ckpt["model_config"]["layer_pattern"]
     assert len(pattern) == 4 and pattern.count("N") == 1 and set(pattern) == {"N", "S"}  # NSSS: one in four
     assert f"loss added to {tmp_path / 'gpt'} by each layer alone as N/S (0: " in out and f"layer_pattern={pattern}\n" in out
+    costs = re.search(r"as N/S \((.*)\); layer_pattern", out)[1].split(", ")  # "0: +0.123/-0.004", ...
+    cost_n, cost_s = zip(*[map(float, c.split(": ")[1].split("/")) for c in costs])
+    assert len(costs) == 4 and max(map(abs, cost_n)) > 1e-6 and measured_pattern(cost_n, cost_s, 1) == pattern
     state = ckpt["optimizer"]
     assert state["state"][0]["step"].item() == 20 + 3  # the gpt's 20 AdamW steps, then 3 more
     assert [g["weight_decay"] for g in state["param_groups"]] == [0.05, 0.0]  # this run's setting, not the source's
@@ -83,3 +87,58 @@ def test_the_summary_gives_gaps_to_scratch_swan(tmp_path):
     assert row["recipe"] == "+layers" and float(row["fraction"]) == 0.05
     assert [round(float(row[k]), 6) for k in ("gap_L", "gap_8L", "gap_32L", "rise_32L")] == [0.06, 0.09, 0.08, 0.04]
     assert round(float(got["gpt"]["gap_8L"]), 6) == 1.44 and os.path.getsize(tmp_path / "conv.png") > 10_000
+
+
+def test_distill_kl_is_the_teachers_kl_to_the_model():
+    torch.manual_seed(1)
+    config = GPTConfig(vocab_size=37, block_size=16, n_layer=1, n_head=2, n_embd=16, layer_pattern="G")
+    student, teacher = GPT(config), GPT(config)
+    x = torch.randint(0, 37, (3, 11))
+    logits = student(x, x)[0]
+    p_t = teacher(x, x)[0].double().softmax(-1)
+    log_p_s = logits.double().log_softmax(-1)
+    want = (p_t * (p_t.log() - log_p_s)).sum(-1).mean()
+    assert abs(train.distill_kl(logits, teacher, x, x).item() - want.item()) < 1e-6 and want > 1e-3
+    assert abs(train.distill_kl(teacher(x, x)[0], teacher, x, x).item()) < 1e-6  # a model against itself
+
+
+def test_a_conversion_distills_from_its_source(tiny_args, tmp_path, capsys):
+    train.main(tiny_args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=20", "--eval_interval=20"])
+    gpt_val = torch.load(tmp_path / "gpt" / "ckpt.pt", weights_only=True)["val_loss"]
+    convert = tiny_args + [f"--init_from={tmp_path / 'gpt'}", "--arch=swan", "--max_iters=6", "--eval_interval=6"]
+    train.main(convert + [f"--out_dir={tmp_path / 'swan'}", f"--distill_from={tmp_path / 'gpt'}", "--grad_accum=2"])
+    ckpt = torch.load(tmp_path / "swan" / "ckpt.pt", weights_only=True)
+    assert ckpt["iter"] == 6 and ckpt["train_config"]["distill_from"] == str(tmp_path / "gpt")
+    assert ckpt["val_loss"] < gpt_val + 0.5  # it kept what the gpt knew
+    with pytest.raises(SystemExit, match=r"has vocab_size 300, the model 301: distillation compares"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--vocab_size=301", f"--distill_from={tmp_path / 'gpt'}"])
+    with pytest.raises(SystemExit, match=r"--distill_weight=0.0 must be a weight in \(0, 1\]"):
+        train.main(convert + [f"--out_dir={tmp_path / 'x'}", f"--distill_from={tmp_path / 'gpt'}", "--distill_weight=0"])
+
+
+def test_conversions_that_cannot_be_are_refused_in_one_line(tiny_data, tiny_args, tmp_path):
+    from data.prepare import prepare
+    train.main(tiny_args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=2", "--n_layer=1"])
+    convert = tiny_args + [f"--out_dir={tmp_path / 'swan'}", f"--init_from={tmp_path / 'gpt'}", "--arch=swan", "--n_layer=1"]
+    with pytest.raises(SystemExit, match=r"layer_pattern=NSSS over 1 layer\(s\) leaves no choice of N and S layers; "
+                                         r"use --nope_layers=pattern"):
+        train.main(convert)
+    # data of another tokenizer is refused before anything is measured (its ids would overrun the model's)
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("a ship sailed over the grey sea at dawn with its crew. " * 400)
+    (books / "b.txt").write_text("the crew came home over the sea at dusk and slept. " * 400)
+    other = prepare(str(books), out_dir=str(tmp_path / "other"), vocab_size=280)
+    with pytest.raises(SystemExit, match=r"ckpt.pt was trained with another tokenizer \(bpe 300"):
+        train.main(convert + [f"--data_dir={other}"])
+    # a model without optimizer state (as pretrained.py writes) has no moments to continue and no run to resume
+    ckpt = torch.load(tmp_path / "gpt" / "ckpt.pt", weights_only=True)
+    del ckpt["optimizer"]
+    (tmp_path / "imported").mkdir()
+    torch.save(ckpt, tmp_path / "imported" / "ckpt.pt")
+    with pytest.raises(SystemExit, match=r"--source_optimizer: .*imported holds no optimizer state to continue"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--init_from={tmp_path / 'imported'}", "--arch=gpt",
+                                "--source_optimizer", "--n_layer=1"])
+    with pytest.raises(SystemExit, match=r"imported holds a model without optimizer state .*: it cannot be resumed; "
+                                         r"start a run from it with --init_from="):
+        train.main(["--init_from=resume", f"--out_dir={tmp_path / 'imported'}"])

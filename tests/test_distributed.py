@@ -3,6 +3,7 @@ with the same global batch, a run resumes on another number of processes, rank 0
 Ctrl-C stops every process after the same step, and a failure ends them all with one line."""
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -130,3 +131,24 @@ def test_ctrl_c_stops_every_process_after_the_same_step(tiny_data, tmp_path):
     stopped_at = torch.load(tmp_path / "ckpt.pt", weights_only=True)["iter"]
     assert stopped_at >= 4 and max(i for i, _ in logged(tmp_path)) == stopped_at
     assert sorted(os.listdir(tmp_path)) == ["ckpt.pt", "log.jsonl"]
+
+
+def test_a_measured_conversion_chooses_alike_on_any_number_of_processes(tiny_data, tmp_path, capsys):
+    # each process measures its share of the same global batches; the costs are averaged over all
+    args = [a for a in settings(tiny_data) if not a.startswith("--n_layer")] + ["--n_layer=4", "--max_iters=1"]
+    train.main(args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=30", "--eval_interval=30"])
+    convert = args + [f"--init_from={tmp_path / 'gpt'}", "--arch=swan"]
+    capsys.readouterr()
+    train.main(convert + [f"--out_dir={tmp_path / 'one'}", "--batch_size=6"])
+    one = capsys.readouterr().out
+    two = torchrun(convert + [f"--out_dir={tmp_path / 'two'}", "--batch_size=3"])
+    assert two.returncode == 0, two.stderr
+
+    def costs(out):
+        line = next(line for line in out.splitlines() if "--nope_layers=measured" in line)
+        values = re.search(r"as N/S \((.*)\); layer_pattern=(\w+)", line)
+        return [float(v) for c in values[1].split(", ") for v in c.split(": ")[1].split("/")], values[2]
+
+    (cost_one, pattern_one), (cost_two, pattern_two) = costs(one), costs(two.stdout)
+    assert pattern_one == pattern_two and two.stdout.count("--nope_layers=measured") == 1
+    assert max(abs(a - b) for a, b in zip(cost_one, cost_two)) <= 1e-3 * max(map(abs, cost_one)) + 1e-8

@@ -31,9 +31,9 @@ def test_two_processes_and_a_resumed_run_match_one(summary):
     assert list(rows) == ["swan-n1", "swan-n2", "swan-n1-repeat", "swan-n2-resumed-n1"]
     assert float(rows["swan-n1-repeat"]["max_rel_loss_diff"]) < 1e-6  # on the CPU the same run is the same
     two, resumed = rows["swan-n2"], rows["swan-n2-resumed-n1"]
-    assert two["compared_with"] == "swan-n1" and float(two["max_rel_loss_diff"]) < 2e-3
+    assert two["compared_with"] == "swan-n1" and float(two["max_rel_loss_diff"]) < 1e-5  # float rounding, on the CPU
     assert resumed["compared_with"] == "swan-n2" and resumed["nproc"] == "2->1" and resumed["iters"] == "8"
-    assert float(resumed["final_rel_loss_diff"]) < 2e-3 and float(resumed["final_rel_val_diff"]) < 2e-3
+    assert float(resumed["final_rel_loss_diff"]) < 1e-5 and float(resumed["final_rel_val_diff"]) < 1e-5
     assert float(rows["swan-n1"]["efficiency"]) == 1.0 and float(two["tokens_per_s"]) > 0
     assert float(rows["swan-n1"]["final_loss"]) < 5.7  # it learned (log 300 = 5.70 at the start)
     assert os.path.getsize(out / "multigpu.png") > 10_000 and "wrote" in stdout
