@@ -1,7 +1,7 @@
 """
-What a conversion (train.py --init_from=RUN --arch=swan --nope_layers=measured) decides before it
-trains: which layers of the source model become N (global, no positions) and which S (RoPE over a
-window).
+A conversion, train.py --init_from=RUN --arch=swan: what it keeps (the source's weights and
+sizes), what it may learn from besides the data (the source's logits: distillation), and which
+layers of the source become N (global, no positions) and which S (RoPE over a window).
 
 SWAN's pattern puts N at the first layer of each group ("NSSS": layers 0, 4, ...), which suits a
 model trained from scratch as swan. A trained GPT has already divided the work among its layers:
@@ -12,7 +12,60 @@ every other layer as trained. The layers where N costs least relative to S becom
 the pattern asks for.
 """
 
+from dataclasses import asdict
+
 import torch
+import torch.nn.functional as F
+
+from checkpoint import load_model
+from model import GPTConfig
+
+SIZES = ("vocab_size", "n_layer", "n_head", "n_embd", "n_kv_head", "mlp", "mlp_hidden")  # what a conversion keeps, with the weights
+
+
+def check_conversion(source, ckpt, model_settings, source_optimizer):
+    """What a conversion cannot do, in one line, before anything is measured or trained."""
+    before = asdict(GPTConfig(**ckpt["model_config"]))
+    for key in SIZES:
+        if model_settings.get(key, before[key]) != before[key]:
+            raise SystemExit(f"error: --{key}={model_settings[key]}: a conversion keeps the sizes of {source} "
+                             f"({key}={before[key]}); train from scratch for other sizes")
+    if source_optimizer and "optimizer" not in ckpt:
+        raise SystemExit(f"error: --source_optimizer: {source} holds no optimizer state to continue (an imported model?)")
+
+
+def conversion_note(source, ckpt, config):
+    """One line: what the conversion keeps and what it changes."""
+    before, after = asdict(GPTConfig(**ckpt["model_config"])), asdict(config)
+    changes = [f"{k} {before[k]} -> {after[k]}" for k in after if k not in SIZES and before[k] != after[k]]
+    return (f"--init_from={source}: keeps its weights and sizes ({', '.join(f'{k}={before[k]}' for k in SIZES)}); "
+            f"changes {', '.join(changes) or 'nothing else'}")
+
+
+# -----------------------------------------------------------------------------
+# distillation: the converted model also learns the source's next-token distributions
+
+
+def load_teacher(where, config, device, compile):
+    """The frozen model of the run in `where` (--distill_from)."""
+    teacher, _ = load_model(where, device)
+    if teacher.config.vocab_size != config.vocab_size:
+        raise SystemExit(f"error: --distill_from={where} has vocab_size {teacher.config.vocab_size}, "
+                         f"the model {config.vocab_size}: distillation compares distributions over one vocabulary")
+    teacher.eval().requires_grad_(False)
+    return torch.compile(teacher) if compile else teacher
+
+
+def distill_kl(logits, teacher, x, y):
+    """KL(teacher || model) per token, averaged: how far the model's next-token distributions are
+    from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's."""
+    with torch.no_grad():
+        target = teacher(x, y)[0].float().log_softmax(-1)  # (B, T, vocab)
+    return F.kl_div(logits.float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
+
+
+# -----------------------------------------------------------------------------
+# which layers become N
 
 
 @torch.no_grad()
@@ -55,3 +108,20 @@ def measured_pattern(cost_n, cost_s, n_nope):
     order = sorted(range(len(cost_n)), key=lambda layer: (cost_n[layer] - cost_s[layer], layer))
     chosen = set(order[:n_nope])
     return "".join("N" if layer in chosen else "S" for layer in range(len(cost_n)))
+
+
+def choose_nope_layers(model, pattern, batches, autocast, world=1):
+    """(layer_pattern, cost_n, cost_s): the source model measured on this process's batches, the
+    costs averaged over every process (each holding its share of the same global batches, so the
+    choice does not depend on their number); as many N layers as `pattern` has over n_layer."""
+    n_layer = model.config.n_layer
+    n_nope = sum(pattern[layer % len(pattern)] == "N" for layer in range(n_layer))
+    if not 0 < n_nope < n_layer:
+        raise SystemExit(f"error: --nope_layers=measured: layer_pattern={pattern} over {n_layer} layer(s) leaves no "
+                         f"choice of N and S layers; use --nope_layers=pattern")
+    cost_n, cost_s = layer_costs(model, batches, autocast)
+    if world > 1:
+        costs = torch.tensor([cost_n, cost_s], dtype=torch.float64, device=next(model.parameters()).device)
+        torch.distributed.all_reduce(costs)
+        cost_n, cost_s = (costs / world).tolist()
+    return measured_pattern(cost_n, cost_s, n_nope), cost_n, cost_s

@@ -28,12 +28,11 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from checkpoint import check_tokenizer, load_checkpoint, load_model, save_checkpoint
 from common import autocast_for, check_positive, parse_settings, pick_device, progress
-from conversion import layer_costs, measured_pattern
+from conversion import SIZES, check_conversion, choose_nope_layers, conversion_note, distill_kl, load_teacher
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
 from data.tasks import TASKS, TaskMaker
 from model import ARCHS, GPT, GPTConfig
@@ -80,7 +79,6 @@ class TrainConfig:
 # else given differently from the checkpoint is refused: it would be another run under the same name.
 CHANGEABLE_ON_RESUME = ("max_iters", "eval_interval", "eval_iters", "log_interval", "device", "compile",
                         "sample_tokens", "stop_at")
-SIZES = ("vocab_size", "n_layer", "n_head", "n_embd", "n_kv_head", "mlp", "mlp_hidden")  # what a conversion keeps, with the weights
 
 
 # -----------------------------------------------------------------------------
@@ -312,59 +310,29 @@ def build_model(cfg, model_settings, meta, device, train_tokens, rank=0, world=1
         model, ckpt = load_model(source, device, **{k: v for k, v in overrides.items() if not (measure and k == "layer_pattern")})
         check_tokenizer(ckpt, meta, source, cfg.data_dir)
         if not resume:
-            check_conversion(cfg, source, ckpt, model_settings)
+            check_conversion(source, ckpt, model_settings, cfg.source_optimizer)
         if measure:
             overrides["layer_pattern"] = measured_nope_layers(cfg, model, source, overrides["layer_pattern"], train_tokens,
                                                               device, rank, world)
             model, ckpt = load_model(source, device, **overrides)
         if not resume:
-            conversion_note(source, ckpt, model.config)
+            note(conversion_note(source, ckpt, model.config))
     if cfg.init_from != "resume":
         new_model_notes(cfg, model_settings, model.config)
     return model, ckpt
 
 
 def measured_nope_layers(cfg, model, source, pattern, train_tokens, device, rank, world):
-    """--nope_layers=measured: the source model (with the conversion's window) measured layer by
-    layer on four global batches of training data (conversion.py), each process on its share,
-    the costs averaged over all: the same choice whatever the number of processes. As many N
-    layers as the pattern has over n_layer."""
-    n_layer, L = model.config.n_layer, model.config.block_size
-    n_nope = sum(pattern[layer % len(pattern)] == "N" for layer in range(n_layer))
-    if not 0 < n_nope < n_layer:
-        raise SystemExit(f"error: --nope_layers=measured: layer_pattern={pattern} over {n_layer} layer(s) leaves no "
-                         f"choice of N and S layers; use --nope_layers=pattern")
+    """--nope_layers=measured: the layer pattern conversion.py chooses from four global batches of
+    training data (each process measuring its share), and a note of what it measured."""
     batches = []
     for k in range(4):  # stream 2: batches of their own, not the first ones training will see
-        x, y = get_batch(train_tokens, k, cfg, L, rank, device, stream=2, world=world)
+        x, y = get_batch(train_tokens, k, cfg, model.config.block_size, rank, device, stream=2, world=world)
         batches += list(zip(x.split(cfg.batch_size), y.split(cfg.batch_size)))
-    cost_n, cost_s = layer_costs(model, batches, autocast_for(device))
-    if world > 1:
-        costs = torch.tensor([cost_n, cost_s], dtype=torch.float64, device=device)
-        torch.distributed.all_reduce(costs)
-        cost_n, cost_s = (costs / world).tolist()
-    chosen = measured_pattern(cost_n, cost_s, n_nope)
+    chosen, cost_n, cost_s = choose_nope_layers(model, pattern, batches, autocast_for(device), world)
     costs = ", ".join(f"{layer}: {n:+.4g}/{s:+.4g}" for layer, (n, s) in enumerate(zip(cost_n, cost_s)))
     note(f"--nope_layers=measured: loss added to {source} by each layer alone as N/S ({costs}); layer_pattern={chosen}")
     return chosen
-
-
-def check_conversion(cfg, source, ckpt, model_settings):
-    """What a conversion cannot do, in one line, before anything is measured or trained."""
-    before = asdict(GPTConfig(**ckpt["model_config"]))
-    for key in SIZES:
-        if model_settings.get(key, before[key]) != before[key]:
-            raise SystemExit(f"error: --{key}={model_settings[key]}: a conversion keeps the sizes of {source} "
-                             f"({key}={before[key]}); train from scratch for other sizes")
-    if cfg.source_optimizer and "optimizer" not in ckpt:
-        raise SystemExit(f"error: --source_optimizer: {source} holds no optimizer state to continue (an imported model?)")
-
-
-def conversion_note(source, ckpt, config):
-    before, after = asdict(GPTConfig(**ckpt["model_config"])), asdict(config)
-    changes = [f"{k} {before[k]} -> {after[k]}" for k in after if k not in SIZES and before[k] != after[k]]
-    note(f"--init_from={source}: keeps its weights and sizes ({', '.join(f'{k}={before[k]}' for k in SIZES)}); "
-         f"changes {', '.join(changes) or 'nothing else'}")
 
 
 def new_model_notes(cfg, model_settings, config):
@@ -442,26 +410,6 @@ class RunFolder:
 
     def last_good(self):
         return f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path) else "no checkpoint was written"
-
-
-def load_teacher(cfg, config, device):
-    """The frozen model of --distill_from, or None."""
-    if not cfg.distill_from:
-        return None
-    teacher, _ = load_model(cfg.distill_from, device)
-    if teacher.config.vocab_size != config.vocab_size:
-        raise SystemExit(f"error: --distill_from={cfg.distill_from} has vocab_size {teacher.config.vocab_size}, "
-                         f"the model {config.vocab_size}: distillation compares distributions over one vocabulary")
-    teacher.eval().requires_grad_(False)
-    return torch.compile(teacher) if cfg.compile else teacher
-
-
-def distill_kl(logits, teacher, x, y):
-    """KL(teacher || model) per token, averaged: how far the model's next-token distributions are
-    from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's."""
-    with torch.no_grad():
-        target = teacher(x, y)[0].float().log_softmax(-1)  # (B, T, vocab)
-    return F.kl_div(logits.float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
 
 
 def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None):
@@ -547,7 +495,7 @@ def main(argv):
     check_fits(cfg, model.config, meta, train_tokens, val_tokens, tasks)
     start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if cfg.init_from == "resume" else (0, None)
     optimizer = make_optimizer(model, cfg, ckpt, device)
-    teacher = load_teacher(cfg, model.config, device)
+    teacher = load_teacher(cfg.distill_from, model.config, device, cfg.compile) if cfg.distill_from else None
     ckpt = None  # free memory
     model.rope_for(L, device)  # built before compiling: no growth inside the graph
     runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved
