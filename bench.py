@@ -13,6 +13,10 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
 2. Generation, bf16 weights: a prompt of C tokens through the model at once into a static-shape
    KV cache (prefill tokens/s), then decode_steps one-token steps of greedy decoding, each step
    a replayed CUDA graph (decode tokens/s = batch x steps / time), and the cache's bytes.
+   Beside each decode figure, the step's floor: the bytes a step must read (the bf16 weights
+   once, and the keys and values its layers attend: every position in a global layer, W in a
+   window layer) over the GPU's copy bandwidth measured in the same run, and the step's time in
+   multiples of it.
 
 Every number of one run is measured in that run, side by side; the table gives each arch's
 ratio to gpt. Writes OUT.csv (every number, with the GPU and versions; by default
@@ -129,8 +133,34 @@ def bench_train(cfg, arch, T, device):
     return dict(train_tok_s=B * T * cfg.train_steps / seconds, batch=B, peak_mem_gb=peak)
 
 
+def copy_bandwidth(device):
+    """Bytes per second this device moves in a plain copy (each byte read once and written once),
+    measured now: the yardstick of a decoding step, which mostly reads memory."""
+    n = (1 << 28) if device == "cuda" else (1 << 22)  # 512 MB of bf16 on a GPU, far beyond its caches
+    src = torch.ones(n, dtype=torch.bfloat16, device=device)
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        dst.copy_(src)
+    sync(device)
+    return 2 * src.nbytes * 10 / (time.perf_counter() - t0)
+
+
+def step_bytes(model, B, pos):
+    """The bytes one decoding step at position pos must read: every weight once (the tied
+    embedding is one tensor) and the keys and values each layer attends."""
+    config, itemsize = model.config, next(model.parameters()).element_size()
+    weights = sum(p.numel() for p in model.parameters()) * itemsize
+    seen = [min(config.window, pos) if config.layer_kind(layer) == "S" else pos for layer in range(config.n_layer)]
+    kv = 2 * B * config.kv_heads * config.head_dim * itemsize * sum(seen)  # keys and values
+    return weights + kv
+
+
 @torch.no_grad()
-def bench_generate(cfg, arch, model, C, B, device):
+def bench_generate(cfg, arch, model, C, B, device, bandwidth):
     fresh_start(device)
     prompt = torch.randint(cfg.vocab_size, (B, C), device=device)
     times = []
@@ -151,8 +181,10 @@ def bench_generate(cfg, arch, model, C, B, device):
             token = step(token).argmax(-1)
         sync(device)
     decode_s = time.perf_counter() - t0
+    floor_ms = 1e3 * step_bytes(model, B, C + 3 * cfg.decode_steps // 2) / bandwidth  # the timed steps' middle
+    step_ms = 1e3 * decode_s / cfg.decode_steps
     return dict(prefill_tok_s=B * C / times[-1], decode_tok_s=B * cfg.decode_steps / decode_s,
-                kv_bytes=cache.nbytes(), batch=B)
+                kv_bytes=cache.nbytes(), batch=B, decode_step_ms=step_ms, floor_ms=floor_ms, floor_x=step_ms / floor_ms)
 
 
 def versions(device):
@@ -168,8 +200,9 @@ def versions(device):
 def main(argv):
     cfg, archs, lists, device = parse_args(argv)
     env = versions(device)
+    env["copy_gb_s"] = copy_bandwidth(device) / 1e9
     print(f"{env['device']}, torch {env['torch']}, triton {env['triton']}; {cfg.n_layer} layers x {cfg.n_embd} wide x "
-          f"{cfg.n_head} heads, window {cfg.window}, vocab {cfg.vocab_size}")
+          f"{cfg.n_head} heads, window {cfg.window}, vocab {cfg.vocab_size}; copy bandwidth {env['copy_gb_s']:,.0f} GB/s")
     # generation first: it needs no compiling, so its numbers come quickly
     jobs = [("generate", a, C, B) for C in lists["contexts"] for B in lists["batches"] for a in archs]
     jobs += [("train", a, T, None) for T in lists["train_lengths"] for a in archs]
@@ -199,7 +232,7 @@ def measure(jobs, rows, cfg, lists, device, env):
                     torch.manual_seed(0)
                     dtype = torch.bfloat16 if device == "cuda" else torch.float32
                     models[arch] = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
-                result = bench_generate(cfg, arch, models[arch], T, B, device)
+                result = bench_generate(cfg, arch, models[arch], T, B, device, env["copy_gb_s"] * 1e9)
             rows.append(dict(part=part, arch=arch, length=T, **result, **env))
             tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
             write_csv(rows, cfg.out + ".csv")
@@ -207,7 +240,7 @@ def measure(jobs, rows, cfg, lists, device, env):
 
 def write_csv(rows, path):
     columns = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s",
-               "kv_bytes", "device", "torch", "triton"]
+               "kv_bytes", "decode_step_ms", "floor_ms", "floor_x", "copy_gb_s", "device", "torch", "triton"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, restval="")
         writer.writeheader()
@@ -237,7 +270,8 @@ def print_tables(rows, archs):
     contexts = sorted({(r["length"], r["batch"]) for r in rows if r["part"] == "generate"})
     if contexts:
         print("\ngeneration: prefill tokens/s, decode tokens/s and KV-cache MB (sized for the context plus the "
-              "2 x decode_steps decoded tokens), each with its ratio to gpt\n")
+              "2 x decode_steps decoded tokens), each with its ratio to gpt; [a step's time in multiples of its "
+              "bandwidth floor]\n")
         print("| context | batch | " + " | ".join(f"{a} prefill | {a} decode | {a} KV MB" for a in archs) + " |")
         print("| ---: | ---: |" + " ---: | ---: | ---: |" * len(archs))
         for C, B in contexts:
@@ -246,7 +280,7 @@ def print_tables(rows, archs):
             for a in archs:
                 r = find("generate", a, C, B)
                 cells += [cell(r["prefill_tok_s"], base["prefill_tok_s"], "{:,.0f}"),
-                          cell(r["decode_tok_s"], base["decode_tok_s"], "{:,.0f}"),
+                          cell(r["decode_tok_s"], base["decode_tok_s"], "{:,.0f}") + f" [{r['floor_x']:.1f}x floor]",
                           cell(r["kv_bytes"] / 1e6, base["kv_bytes"] / 1e6, "{:,.1f}")]
             print(f"| {C} | {B} | " + " | ".join(cells) + " |")
 
