@@ -17,7 +17,7 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
-from checkpoint import load_model
+from checkpoint import check_tokenizer, load_model
 from model import GPTConfig
 
 SIZES = ("vocab_size", "n_layer", "n_head", "n_embd", "n_kv_head", "mlp", "mlp_hidden")  # what a conversion keeps, with the weights
@@ -46,13 +46,24 @@ def conversion_note(source, ckpt, config):
 # distillation: the converted model also learns the source's next-token distributions
 
 
-def load_teacher(where, config, device, compile):
-    """The frozen model of the run in `where` (--distill_from)."""
-    teacher, _ = load_model(where, device)
+def load_teacher(where, meta, data_dir, device):
+    """The frozen model of the run in `where` (--distill_from), checked against the data's
+    tokenizer before anything else is loaded or measured."""
+    try:
+        teacher, ckpt = load_model(where, device)
+        check_tokenizer(ckpt, meta, where, data_dir)
+    except SystemExit as e:  # name the setting: the teacher is not the run being trained
+        raise SystemExit(f"error: --distill_from: {str(e.code).removeprefix('error: ')}")
+    return teacher.eval().requires_grad_(False)
+
+
+def ready_teacher(teacher, config, where, device, compile):
+    """The teacher checked against the model it teaches, its RoPE tables built for the training
+    length (before compiling, as for the model), compiled if the run compiles."""
     if teacher.config.vocab_size != config.vocab_size:
         raise SystemExit(f"error: --distill_from={where} has vocab_size {teacher.config.vocab_size}, "
                          f"the model {config.vocab_size}: distillation compares distributions over one vocabulary")
-    teacher.eval().requires_grad_(False)
+    teacher.rope_for(config.block_size, device)
     return torch.compile(teacher) if compile else teacher
 
 
@@ -60,7 +71,7 @@ def distill_kl(logits, teacher, x, y):
     """KL(teacher || model) per token, averaged: how far the model's next-token distributions are
     from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's."""
     with torch.no_grad():
-        target = teacher(x, y)[0].float().log_softmax(-1)  # (B, T, vocab)
+        target = teacher(x, last=x.shape[1])[0].float().log_softmax(-1)  # (B, T, vocab); no loss computed
     return F.kl_div(logits.float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
 
 

@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from checkpoint import check_tokenizer, load_checkpoint, load_model, save_checkpoint
 from common import autocast_for, check_positive, parse_settings, pick_device, progress
-from conversion import SIZES, check_conversion, choose_nope_layers, conversion_note, distill_kl, load_teacher
+from conversion import (SIZES, check_conversion, choose_nope_layers, conversion_note, distill_kl, load_teacher,
+                        ready_teacher)
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
 from data.tasks import TASKS, TaskMaker
 from model import ARCHS, GPT, GPTConfig
@@ -158,6 +159,8 @@ def build_configs(argv):
     if given.get("init_from") == "resume":
         given, model_settings = resumed_settings(given, model_settings)
     cfg = TrainConfig(**given)
+    if cfg.distill_from:
+        cfg.distill_from = os.path.abspath(cfg.distill_from)  # a resumed run finds it from anywhere
     check_settings(cfg, model_settings)
     return cfg, model_settings
 
@@ -179,6 +182,8 @@ def check_settings(cfg, model_settings):
             raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
     if cfg.nope_layers not in ("pattern", "measured"):
         raise SystemExit(f"error: --nope_layers must be pattern or measured, got {cfg.nope_layers!r}")
+    if cfg.distill_weight != TrainConfig.distill_weight and not cfg.distill_from:
+        raise SystemExit(f"error: --distill_weight={cfg.distill_weight} weighs a teacher; give it with --distill_from=RUN")
     if cfg.source_optimizer and cfg.init_from == "scratch":
         raise SystemExit("error: --source_optimizer is for a conversion (--init_from=RUN); this run starts from scratch")
     unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
@@ -490,12 +495,15 @@ def main(argv):
     torch.manual_seed(cfg.seed)
     autocast = autocast_for(device)
     meta, train_tokens, val_tokens, tasks = load_data(cfg, master, distributed)
+    # the teacher is checked before a conversion measures or anything trains
+    teacher = load_teacher(cfg.distill_from, meta, cfg.data_dir, device) if cfg.distill_from else None
     model, ckpt = build_model(cfg, model_settings, meta, device, train_tokens, rank, world)
     L = model.config.block_size
     check_fits(cfg, model.config, meta, train_tokens, val_tokens, tasks)
     start_iter, val_loss = (ckpt["iter"], ckpt.get("val_loss")) if cfg.init_from == "resume" else (0, None)
     optimizer = make_optimizer(model, cfg, ckpt, device)
-    teacher = load_teacher(cfg.distill_from, model.config, device, cfg.compile) if cfg.distill_from else None
+    if teacher is not None:
+        teacher = ready_teacher(teacher, model.config, cfg.distill_from, device, cfg.compile)
     ckpt = None  # free memory
     model.rope_for(L, device)  # built before compiling: no growth inside the graph
     runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved

