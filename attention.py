@@ -23,15 +23,18 @@ it walks query blocks and gives each only the keys it can see. The Triton path
 (attention_triton.py) is the same function as fused kernels for the GPU; backend="auto" takes it
 on CUDA wherever it applies.
 
-    attention_decode(q, k, v, key_pos, query_pos, kind="softmax", alibi_slopes=None, scale=None)
+    attention_decode(q, k, v, key_pos, query_pos, kind="softmax", alibi_slopes=None, scale=None, backend="torch")
 
 is the decoding step against a static-shape cache (model.KVCache), whose slots need not be in
 position order (a window layer's cache is a ring): the same logits, with i - j from key_pos.
+backend="triton" takes attention_decode_triton.py's split-K kernel instead; "torch" stays the
+default until that kernel is measured on a GPU.
 """
 
 import torch
 import torch.nn.functional as F
 
+from attention_decode_triton import attention_decode_triton
 from attention_triton import triton_applies, window_attention_triton
 
 
@@ -116,7 +119,7 @@ def _attention_torch(q, k, v, window, kind, alibi_slopes, scale, block=128):
     return torch.cat(outs, dim=2).to(q.dtype)
 
 
-def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slopes=None, scale=None):
+def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slopes=None, scale=None, backend="torch"):
     """One query per sequence against a static-shape KV cache: the decoding step of generation.
 
     q (B, H, 1, D) at absolute position query_pos, a (1,) tensor on q's device; k, v (B, Hkv, S, D)
@@ -130,8 +133,16 @@ def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slope
     by memory bandwidth: plain matmuls in the cache's dtype read it at full speed; the logits (a
     few per key) are then taken to float32 for the bias, mask and softmax. The price, in bf16:
     the logits are rounded to bf16 first, which the fused kernels avoid (a relative error of
-    about 0.8% instead of 0.2% against float64, for 512 keys)."""
+    about 0.8% instead of 0.2% against float64, for 512 keys).
+    backend: "torch" (the default: this function's own matmuls, any device and dtype) or "triton"
+    (attention_decode_triton.py: one split-K kernel that computes the logits in float32 and skips
+    the empty slots; CUDA, or Triton's interpreter on the CPU; not yet measured on a GPU, hence
+    not the default)."""
+    if backend not in ("torch", "triton"):
+        raise ValueError(f"backend must be 'torch' or 'triton', got {backend!r}")
     _check_heads(q, k, v)
+    if backend == "triton":
+        return attention_decode_triton(q, k, v, key_pos, query_pos, kind, alibi_slopes, scale)
     H, Hkv = q.shape[1], k.shape[1]
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     dist = query_pos - key_pos  # (S,) i - j

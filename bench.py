@@ -5,6 +5,7 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
     python bench.py                                   # the README table (an H100: about 2 minutes)
     python bench.py --archs=gpt,swan --train_lengths=8192 --contexts=32768 --batches=8
     python bench.py --cpu_smoke                       # a tiny version on the CPU (the tests run it)
+    python bench.py --decode_backend=triton           # decoding through attention_decode_triton.py
 
 1. Training: optimizer steps (forward, backward, fused AdamW) of train_tokens tokens each
    (batch = train_tokens / T), bf16 autocast over fp32 weights as train.py trains, each block
@@ -25,6 +26,7 @@ stops it with what was measured so far kept (exit code 130).
 """
 
 import csv
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -53,6 +55,7 @@ class BenchConfig:
     decode_steps: int = 64  # timed, after as many untimed ones as warm-up
     compile: bool = True
     cuda_graph: bool = True
+    decode_backend: str = "torch"  # which attention_decode path the decoding steps use: "torch" or "triton"
     device: str = "auto"
     out: str = "bench_out/bench"  # writes OUT.csv
     cpu_smoke: bool = False  # a tiny model on the CPU with the settings below; a test of the script
@@ -72,11 +75,15 @@ def parse_args(argv):
     if any(a not in ARCHS for a in archs):
         raise SystemExit(f"error: --archs={cfg.archs!r}: each must be one of {', '.join(ARCHS)}")
     check_positive(cfg, "train_tokens", "train_steps", "decode_steps")
+    if cfg.decode_backend not in ("torch", "triton"):
+        raise SystemExit(f"error: --decode_backend={cfg.decode_backend!r}: must be 'torch' or 'triton'")
     lists = {key: parse_list(key, getattr(cfg, key)) for key in ("train_lengths", "contexts", "batches")}
     device = pick_device(cfg.device)
     if device != "cuda" and not cfg.cpu_smoke:
         raise SystemExit("error: bench.py is the GPU benchmark (12 x 768 models, 32k contexts) and there is no GPU "
                          "here; --cpu_smoke runs a tiny version on the CPU")
+    if device != "cuda" and cfg.decode_backend == "triton" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise SystemExit("error: --decode_backend=triton needs a GPU, or TRITON_INTERPRET=1 on the CPU")
     check_out(cfg.out)
     return cfg, archs, lists, device
 
@@ -153,7 +160,8 @@ def step_bytes(model, B, pos):
     """The bytes one decoding step at position pos must read: every weight once (the tied
     embedding is one tensor) and the keys and values each layer attends, its own included (pos + 1
     of them in a global layer, at most W in a window layer). A floor: the static cache's global
-    layers hold C + 2 x decode_steps slots, and the step reads the empty ones too."""
+    layers hold C + 2 x decode_steps slots, and the torch decoding path reads the empty ones too
+    (the Triton path's loads skip them)."""
     config, itemsize = model.config, next(model.parameters()).element_size()
     weights = sum(p.numel() for p in model.parameters()) * itemsize
     seen = [min(config.window, pos + 1) if config.layer_kind(layer) == "S" else pos + 1 for layer in range(config.n_layer)]
@@ -204,7 +212,8 @@ def main(argv):
     env = versions(device)
     env["copy_gb_s"] = copy_bandwidth(device) / 1e9
     print(f"{env['device']}, torch {env['torch']}, triton {env['triton']}; {cfg.n_layer} layers x {cfg.n_embd} wide x "
-          f"{cfg.n_head} heads, window {cfg.window}, vocab {cfg.vocab_size}; copy bandwidth {env['copy_gb_s']:,.0f} GB/s")
+          f"{cfg.n_head} heads, window {cfg.window}, vocab {cfg.vocab_size}; copy bandwidth {env['copy_gb_s']:,.0f} GB/s; "
+          f"decoding attention: {cfg.decode_backend}")
     # generation first: it needs no compiling, so its numbers come quickly
     jobs = [("generate", a, C, B) for C in lists["contexts"] for B in lists["batches"] for a in archs]
     jobs += [("train", a, T, None) for T in lists["train_lengths"] for a in archs]
@@ -233,16 +242,19 @@ def measure(jobs, rows, cfg, lists, device, env):
                 if arch not in models:  # one bf16 copy per arch, built once (CPU: fp32)
                     torch.manual_seed(0)
                     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-                    models[arch] = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
+                    model = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
+                    models[arch] = model.set_decode_backend(cfg.decode_backend)
                 result = bench_generate(cfg, arch, models[arch], T, B, device, env["copy_gb_s"] * 1e9)
-            rows.append(dict(part=part, arch=arch, length=T, **result, **env))
+            decoded = dict(decode_backend=cfg.decode_backend) if part == "generate" else {}
+            rows.append(dict(part=part, arch=arch, length=T, **result, **decoded, **env))
             tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
             write_csv(rows, cfg.out + ".csv")
 
 
 def write_csv(rows, path):
     columns = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s",
-               "kv_bytes", "decode_step_ms", "floor_ms", "floor_x", "copy_gb_s", "device", "torch", "triton"]
+               "kv_bytes", "decode_step_ms", "decode_backend", "floor_ms", "floor_x", "copy_gb_s", "device", "torch",
+               "triton"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, columns, restval="")
         writer.writeheader()

@@ -136,7 +136,9 @@ class KVCache:
     generation runs. Hkv = n_kv_head: grouped-query attention caches only the key/value heads.
     Fixed shapes and addresses make every decoding step the same kernels on the same memory,
     which a CUDA graph can capture (GPT.decoder). `pos` is the absolute position of
-    the next token on the host; `pos_t` holds the same on the device for the captured step."""
+    the next token on the host; `pos_t` holds the same on the device for the captured step.
+    Which attention_decode path a step attends with is the model's choice, not the cache's:
+    GPT.set_decode_backend."""
 
     def __init__(self, config, batch_size, max_len, device):
         self.config, self.batch_size, self.max_len = config, batch_size, max_len
@@ -174,6 +176,8 @@ class KVCache:
 
 
 class Attention(nn.Module):
+    decode_backend = "torch"  # attention_decode's path for decoding steps; set by GPT.set_decode_backend
+
     def __init__(self, config, layer):
         super().__init__()
         self.config, self.layer = config, layer
@@ -218,7 +222,7 @@ class Attention(nn.Module):
         k_buf.index_copy_(2, slot, k)
         v_buf.index_copy_(2, slot, v)
         return attention_decode(q, k_buf, v_buf, cache.key_positions(self.layer), cache.pos_t,
-                                kind=self.config.attn, alibi_slopes=self.alibi_slopes)
+                                kind=self.config.attn, alibi_slopes=self.alibi_slopes, backend=self.decode_backend)
 
     def prefill(self, q, k, v, cache, window):  # T new tokens at host positions pos..pos+T-1
         T, p = q.shape[2], cache.pos
@@ -292,6 +296,17 @@ class GPT(nn.Module):
         self.config.scale_base = base  # the attention layers share this config and read it per call
         return self
 
+    def set_decode_backend(self, backend):
+        """The attention_decode path of every decoding step: "torch" (the default) or "triton"
+        (attention_decode_triton.py). A switch of the running model, not of its config: it changes
+        no number beyond rounding, so checkpoints neither store nor need it. Set it before
+        GPT.decoder captures a step: a captured graph keeps the kernels it was captured with."""
+        if backend not in ("torch", "triton"):
+            raise ValueError(f"decode backend must be 'torch' or 'triton', got {backend!r}")
+        for block in self.transformer.h:
+            block.attn.decode_backend = backend
+        return self
+
     def num_params(self):
         return sum(p.numel() for p in self.parameters())
 
@@ -359,7 +374,8 @@ class GPT(nn.Module):
         its ~15 small kernels per layer then cost one launch, which at small batch is most of
         the step's time. The graph reads the RoPE tables and (under autocast) autocast's cached
         bf16 copies of the weights by address: replay it inside the same `with torch.autocast`
-        block that captured it, as `generate` does. Its logits tensor is reused by every step."""
+        block that captured it, as `generate` does. Its logits tensor is reused by every step.
+        The attention of each step is attention_decode's path chosen by set_decode_backend."""
         if not cuda_graph:
             return lambda token: self(token, cache=cache)[0]
         pos, device = cache.pos, cache.pos_t.device

@@ -79,3 +79,22 @@ def test_ctrl_c_keeps_what_was_measured_and_exits_130(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.splitlines()[-1] == f"interrupted: stopped after 1 of 2 measurements; {tmp_path}/b.csv keeps the 1 measured"
     assert [r["part"] for r in csv.DictReader(open(tmp_path / "b.csv"))] == ["generate"]
+
+
+def test_decode_backend_setting(tmp_path):
+    # the Triton decoding kernel (Triton's interpreter on the CPU) beside the default torch path: the
+    # CSV says which path each generation row decoded with; training rows leave it blank
+    for backend in ("triton", "torch"):
+        bench.main(["--cpu_smoke", "--archs=swan,swat", "--contexts=40", "--batches=2", "--train_lengths=64",
+                    f"--decode_backend={backend}", f"--out={tmp_path}/{backend}"])
+        written = list(csv.DictReader(open(tmp_path / f"{backend}.csv")))
+        assert {(r["part"], r["decode_backend"]) for r in written} == {("generate", backend), ("train", "")}
+        assert all(float(r["decode_tok_s"]) > 0 for r in written if r["part"] == "generate")
+    with pytest.raises(SystemExit, match=r"^error: --decode_backend='cuda': must be 'torch' or 'triton'$"):
+        bench.main(["--cpu_smoke", "--decode_backend=cuda"])
+
+
+def test_triton_decoding_on_the_cpu_needs_the_interpreter(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(SystemExit, match="needs a GPU, or TRITON_INTERPRET=1 on the CPU"):
+        bench.main(["--cpu_smoke", "--device=cpu", "--decode_backend=triton"])
