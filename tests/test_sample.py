@@ -44,6 +44,9 @@ def test_prompt_from_file_and_greedy_is_deterministic(run_dir, tmp_path, capsys)
     first = capsys.readouterr().out
     sample.main(args + ["--seed=7"])
     assert first.startswith("The queen spoke") and capsys.readouterr().out == first
+    sample.main(args + ["--echo=false"])  # the continuation alone, after a line giving the prompt's size
+    note, rest = capsys.readouterr().out.split("\n", 1)
+    assert note.startswith("(a prompt of ") and first == "The queen spoke" + rest
 
 
 def test_bad_input(run_dir, tmp_path):
