@@ -69,10 +69,14 @@ def ready_teacher(teacher, config, where, device, compile):
 
 def distill_kl(logits, teacher, x, y):
     """KL(teacher || model) per token, averaged: how far the model's next-token distributions are
-    from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's."""
+    from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's. Only
+    the first positions up to the teacher's training length count: past it a RoPE teacher predicts
+    nothing worth learning, so a model trained longer than its teacher (at 4 L, say) learns the
+    rest from the data alone. Causal attention makes the teacher's logits there those of x cut."""
+    n = min(x.shape[1], teacher.config.block_size)
     with torch.no_grad():
-        target = teacher(x, last=x.shape[1])[0].float().log_softmax(-1)  # (B, T, vocab); no loss computed
-    return F.kl_div(logits.float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
+        target = teacher(x[:, :n], last=n)[0].float().log_softmax(-1)  # (B, n, vocab); no loss computed
+    return F.kl_div(logits[:, :n].float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
 
 
 # -----------------------------------------------------------------------------

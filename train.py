@@ -71,7 +71,7 @@ class TrainConfig:
     overwrite: bool = False  # a new run may replace the run already in out_dir
     nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "pattern"
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
-    distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly)
+    distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly, within its training length)
     distill_weight: float = 0.5  # with distill_from: loss = (1 - w) cross-entropy + w KL(teacher || model)
     stop_at: int = 0  # save and stop at this iteration, to be resumed later (the schedule stays max_iters'); 0 = run to the end
 

@@ -12,10 +12,11 @@
 #   continue     the schedule where gpt ended: its moments, its final rate 1.5e-4, held
 #   +both-2L     +both, trained at 2L (1024 tokens, half the sequences: the same tokens)
 #   +layers-2L   +layers at 2L;  +layers-4L  +layers at 4L (2048 tokens, a quarter of the sequences)
-#   +distill     +layers, plus a KL term to gpt's logits (--distill_from; at L only: past L the
-#                teacher, a RoPE model, is no teacher)
+#   +distill     +layers, plus a KL term to gpt's logits (--distill_from)
+#   +distill-4L  +layers-4L with that term on the first L positions of each sequence (past L the
+#                teacher, a RoPE model trained at L, is no teacher: conversion.distill_kl)
 #
-#   bash results/conversion.sh        # one H100: about 10 minutes (reuses RUNS/{gpt,swan} if there)
+#   bash results/conversion.sh        # one H100: about 10 minutes before the two +distill recipes (reuses RUNS/{gpt,swan} if there)
 #
 # Trainings run side by side, spread over the GPUs there are. Settings: PYTHON, RUNS, PREFIX
 # (default results/conversion: PREFIX.csv the gaps, PREFIX.png the figure, PREFIX_loss.csv every
@@ -27,7 +28,7 @@ RUNS=${RUNS:-out-gutenberg}
 PREFIX=${PREFIX:-results/conversion}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
-RECIPES=${RECIPES:-restart +adam +layers +both continue +both-2L +layers-2L +layers-4L +distill}
+RECIPES=${RECIPES:-restart +adam +layers +both continue +both-2L +layers-2L +layers-4L +distill +distill-4L}
 STEPS=${STEPS:-40 100 200}
 RETRIEVAL_RUNS=${RETRIEVAL_RUNS-restart-100 +both-100}  # empty: none
 GPUS=$($PYTHON -c "import torch; print(max(1, torch.cuda.device_count()))")
@@ -59,6 +60,7 @@ recipe() {  # the settings of a recipe
         +layers-2L) echo "--learning_rate=1e-3 --nope_layers=measured --block_size=1024 --batch_size=32" ;;
         +layers-4L) echo "--learning_rate=1e-3 --nope_layers=measured --block_size=2048 --batch_size=16" ;;
         +distill)  echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt" ;;
+        +distill-4L) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --block_size=2048 --batch_size=16" ;;
         *) echo "unknown recipe $1" >&2; exit 1 ;;
     esac
 }

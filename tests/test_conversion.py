@@ -118,6 +118,9 @@ def test_distill_kl_is_the_teachers_kl_to_the_model():
     want = (p_t * (p_t.log() - log_p_s)).sum(-1).mean()
     assert abs(distill_kl(logits, teacher, x, x).item() - want.item()) < 1e-6 and want > 1e-3
     assert abs(distill_kl(teacher(x, x)[0], teacher, x, x).item()) < 1e-6  # a model against itself
+    # a teacher trained at 7 tokens teaches the first 7 positions of 11, and only those
+    teacher.config.block_size = 7
+    assert abs(distill_kl(logits, teacher, x, x).item() - (p_t * (p_t.log() - log_p_s)).sum(-1)[:, :7].mean().item()) < 1e-6
 
 
 def test_a_conversion_distills_from_its_source(tiny_args, tmp_path, capsys):
