@@ -68,6 +68,7 @@ class TrainConfig:
     retrieval_keys: int = 4  # the most needles of a multikey training example
     retrieval_tasks: str = "passkey,multikey,multivalue"  # drawn uniformly: a task named twice comes twice as often
     retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
+    retrieval_answer_weight: float = 1.0  # each answer token of a needle example counts this many times in the training loss
     overwrite: bool = False  # a new run may replace the run already in out_dir
     nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "pattern"
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
@@ -89,26 +90,37 @@ CHANGEABLE_ON_RESUME = ("max_iters", "eval_interval", "eval_iters", "log_interva
 
 
 def get_batch(tokens, it, cfg, block_size, rank, device, stream, tasks=None, world=1):
-    """(inputs, targets) of process `rank` of `world`, each (batch_size * grad_accum, block_size):
-    its contiguous share of the global batch, world times as many windows of the token stream.
-    With tasks = (TaskMaker, tokens, spans) and cfg.retrieval > 0 (from retrieval_start on), a
-    fraction cfg.retrieval of the global batch, chosen at random, are needle examples instead
-    (data/tasks.py), of the same length, trained on every token like the rest (their filler is
-    book text)."""
+    """(inputs, targets, weights) of process `rank` of `world`, inputs and targets each
+    (batch_size * grad_accum, block_size): its contiguous share of the global batch, world times as
+    many windows of the token stream. With tasks = (TaskMaker, tokens, spans) and cfg.retrieval > 0
+    (from retrieval_start on), a fraction cfg.retrieval of the global batch, chosen at random, are
+    needle examples instead (data/tasks.py), of the same length, trained on every token like the
+    rest (their filler is book text). weights is None, or with cfg.retrieval_answer_weight != 1
+    the (same shape) float weight of each target in the loss: the answers' tokens weigh that much
+    more than the others, and the weights have mean 1 over the global batch."""
     n = cfg.batch_size * cfg.grad_accum  # this process's rows
     rng = np.random.default_rng([cfg.seed, stream, it, 0])  # the key of rank 0 before: one process draws as it did
     starts = rng.integers(0, len(tokens) - block_size - 1, size=n * world)
     chunk = np.stack([tokens[s:s + block_size + 1] for s in starts]).astype(np.int64)  # (n * world, T + 1)
+    weights = None
     if tasks is not None and cfg.retrieval > 0 and it >= cfg.retrieval_start * cfg.max_iters:
         maker, task_tokens, task_spans = tasks
         task_rng = np.random.default_rng([cfg.seed, stream, it, 0, 1])  # the text windows stay as they were
         n_tasks = int(cfg.retrieval * n * world + task_rng.random())  # rounded at random: the mean is exactly F * n
+        if cfg.retrieval_answer_weight != 1:
+            weights = np.ones((n * world, block_size), dtype=np.float32)  # (n * world, T), one per target
         # every process makes every example: each one draws from task_rng after the one before
         for row in task_rng.choice(n * world, size=n_tasks, replace=False):
-            chunk[row] = maker.sample(block_size + 1, task_tokens, task_spans, task_rng, tasks=cfg.retrieval_tasks.split(","),
-                                      max_keys=cfg.retrieval_keys).tokens
+            example = maker.sample(block_size + 1, task_tokens, task_spans, task_rng, tasks=cfg.retrieval_tasks.split(","),
+                                   max_keys=cfg.retrieval_keys)
+            chunk[row] = example.tokens
+            if weights is not None:  # target t is token t + 1: the answer's targets sit one place earlier
+                weights[row, example.answer[0] - 1:example.answer[1] - 1] = cfg.retrieval_answer_weight
     chunk = torch.from_numpy(chunk[rank * n:(rank + 1) * n]).to(device, non_blocking=True)
-    return chunk[:, :-1], chunk[:, 1:]  # (B * grad_accum, T) inputs and targets
+    if weights is not None:  # a mean of 1 over the global batch: the weighted mean is a plain mean of w * loss,
+        weights /= weights.mean()  # the same however the batch is split over processes and micro-batches
+        weights = torch.from_numpy(weights[rank * n:(rank + 1) * n]).to(device, non_blocking=True)
+    return chunk[:, :-1], chunk[:, 1:], weights  # (B * grad_accum, T) inputs, targets; weights or None
 
 
 def get_lr(it, cfg):
@@ -124,7 +136,7 @@ def estimate_val_loss(model, val_tokens, cfg, block_size, device, autocast, rank
     model.eval()
     losses = []
     for k in range(cfg.eval_iters):  # the same windows at every evaluation: curves are comparable
-        x, y = get_batch(val_tokens, k, cfg, block_size, rank, device, stream=1, world=world)
+        x, y, _ = get_batch(val_tokens, k, cfg, block_size, rank, device, stream=1, world=world)
         for xb, yb in zip(x.split(cfg.batch_size), y.split(cfg.batch_size)):
             with autocast:
                 losses.append(model(xb, yb)[1].item())
@@ -177,6 +189,7 @@ def check_settings(cfg, model_settings):
             ("grad_clip", cfg.grad_clip >= 0, ">= 0 (0 = off)"), ("sample_tokens", cfg.sample_tokens >= 0, ">= 0"),
             ("seed", cfg.seed >= 0, ">= 0"), ("retrieval", 0 <= cfg.retrieval < 1, "a fraction in [0, 1)"),
             ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)"),
+            ("retrieval_answer_weight", cfg.retrieval_answer_weight > 0, "> 0"),
             ("stop_at", cfg.stop_at == 0 or 0 < cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)"),
             ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]")]:
         if not ok:
@@ -185,6 +198,9 @@ def check_settings(cfg, model_settings):
         raise SystemExit(f"error: --nope_layers must be pattern or measured, got {cfg.nope_layers!r}")
     if cfg.distill_weight != TrainConfig.distill_weight and not cfg.distill_from:
         raise SystemExit(f"error: --distill_weight={cfg.distill_weight} weighs a teacher; give it with --distill_from=RUN")
+    if cfg.retrieval_answer_weight != 1 and cfg.retrieval == 0:
+        raise SystemExit(f"error: --retrieval_answer_weight={cfg.retrieval_answer_weight} weighs the needle tasks' "
+                         f"answers; give a mix with --retrieval=F")
     if cfg.source_optimizer and cfg.init_from == "scratch":
         raise SystemExit("error: --source_optimizer is for a conversion (--init_from=RUN); this run starts from scratch")
     unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
@@ -333,7 +349,7 @@ def measured_nope_layers(cfg, model, source, pattern, train_tokens, device, rank
     training data (each process measuring its share), and a note of what it measured."""
     batches = []
     for k in range(4):  # stream 2: batches of their own, not the first ones training will see
-        x, y = get_batch(train_tokens, k, cfg, model.config.block_size, rank, device, stream=2, world=world)
+        x, y, _ = get_batch(train_tokens, k, cfg, model.config.block_size, rank, device, stream=2, world=world)
         batches += list(zip(x.split(cfg.batch_size), y.split(cfg.batch_size)))
     chosen, cost_n, cost_s = choose_nope_layers(model, pattern, batches, autocast_for(device), world)
     costs = ", ".join(f"{layer}: {n:+.4g}/{s:+.4g}" for layer, (n, s) in enumerate(zip(cost_n, cost_s)))
@@ -418,17 +434,24 @@ class RunFolder:
         return f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path) else "no checkpoint was written"
 
 
-def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None):
+def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None, weights=None):
     """One optimizer step over grad_accum micro-batches; returns the mean cross-entropy over every
-    process (a float, the same on each; NaN if the objective, with distillation, is not finite)."""
+    process (a float, the same on each; NaN if the objective, with distillation, is not finite).
+    weights (like y, or None; see get_batch): the objective's cross-entropy is then the mean of
+    weight x cross-entropy, a weighted mean over the global batch."""
     loss_sum, objective_sum = 0.0, 0.0
-    for micro, (xb, yb) in enumerate(zip(x.split(cfg.batch_size), y.split(cfg.batch_size))):
+    micro_weights = weights.split(cfg.batch_size) if weights is not None else [None] * cfg.grad_accum
+    for micro, (xb, yb, wb) in enumerate(zip(x.split(cfg.batch_size), y.split(cfg.batch_size), micro_weights)):
         sync = world == 1 or micro == cfg.grad_accum - 1  # all-reduce gradients once per step
         with (nullcontext() if sync else model.no_sync()), autocast:
-            logits, loss = model(xb, yb)
-            objective = loss
+            if wb is None:
+                logits, loss = model(xb, yb)
+                objective = loss
+            else:
+                logits, per_token = model(xb, yb, reduction="none")  # (b, T)
+                loss, objective = per_token.mean(), (per_token * wb).mean()
             if teacher is not None:
-                objective = (1 - cfg.distill_weight) * loss + cfg.distill_weight * distill_kl(logits, teacher, xb, yb)
+                objective = (1 - cfg.distill_weight) * objective + cfg.distill_weight * distill_kl(logits, teacher, xb, yb)
         (objective / cfg.grad_accum).backward()
         loss_sum += loss.detach() / cfg.grad_accum
         objective_sum += objective.detach() / cfg.grad_accum
@@ -536,8 +559,8 @@ def main(argv):
             lr = get_lr(it, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            x, y = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks, world=world)
-            loss = train_step(runner, optimizer, x, y, cfg, world, autocast, teacher)
+            x, y, weights = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks, world=world)
+            loss = train_step(runner, optimizer, x, y, cfg, world, autocast, teacher, weights)
             if not math.isfinite(loss):
                 bar.close()
                 raise SystemExit(f"error: loss became {loss} at iter {it}; stopped, {run.last_good()}. Try a lower --learning_rate")

@@ -45,10 +45,12 @@ def test_the_global_batch_does_not_depend_on_the_process_count(tiny_data):
         cfg = train.build_configs([f"--data_dir={tiny_data}", "--max_iters=10"] + [f"--{k}={v}" for k, v in given.items()])[0]
         _, tokens, _, tasks = train.load_data(cfg, True, False)
         shares = [train.get_batch(tokens, it, cfg, 200, r, "cpu", stream=0, tasks=tasks, world=world) for r in range(world)]
-        return torch.cat([x for x, _ in shares]), torch.cat([y for _, y in shares]), tokens
+        weights = [w for _, _, w in shares]
+        return (torch.cat([x for x, _, _ in shares]), torch.cat([y for _, y, _ in shares]), tokens,
+                None if weights[0] is None else torch.cat(weights))
 
     for it in (0, 7):
-        x, y, tokens = batch(1, it, batch_size=9)
+        x, y, tokens, _ = batch(1, it, batch_size=9)
         # one process draws what it drew before batches were shared: rng key [seed, stream, it, rank 0]
         starts = np.random.default_rng([1337, 0, it, 0]).integers(0, len(tokens) - 201, size=9)
         assert torch.equal(x, torch.from_numpy(np.stack([tokens[s:s + 200] for s in starts]).astype(np.int64)))
@@ -58,6 +60,10 @@ def test_the_global_batch_does_not_depend_on_the_process_count(tiny_data):
         mixed = batch(1, it, batch_size=9, retrieval=0.4, retrieval_keys=1)[0]
         assert 3 <= (mixed != x).any(1).sum() <= 4  # 0.4 x 9 = 3.6 rows, rounded at random
         assert torch.equal(mixed, batch(3, it, batch_size=3, retrieval=0.4, retrieval_keys=1)[0])
+        # and the answers' weights: the same, scaled by the global batch's mean weight on every share
+        weighted = dict(retrieval=0.4, retrieval_keys=1, retrieval_answer_weight=5)
+        one, three = batch(1, it, batch_size=9, **weighted)[3], batch(3, it, batch_size=1, grad_accum=3, **weighted)[3]
+        assert torch.equal(one, three) and one.mean().item() == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")

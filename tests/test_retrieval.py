@@ -12,8 +12,10 @@ import torch
 import extrapolate
 import retrieval
 import train
+from common import autocast_for
 from data.prepare import load_split, load_tokenizer
 from data.tasks import TaskMaker
+from model import GPT, GPTConfig
 
 
 class AnswerStub(torch.nn.Module):
@@ -82,8 +84,9 @@ def test_the_mix_replaces_a_fraction_of_the_batch_and_is_a_pure_function(tiny_da
     assert no_tasks is None and isinstance(tasks[0], TaskMaker)
     replaced = 0
     for it in range(40):
-        x0, y0 = train.get_batch(tokens, it, plain_cfg, 200, 0, "cpu", stream=0)
-        x, y = train.get_batch(tokens, it, cfg, 200, 0, "cpu", stream=0, tasks=tasks)
+        x0, y0, no_weights = train.get_batch(tokens, it, plain_cfg, 200, 0, "cpu", stream=0)
+        x, y, weights = train.get_batch(tokens, it, cfg, 200, 0, "cpu", stream=0, tasks=tasks)
+        assert no_weights is None and weights is None  # answers weigh as much as any token: no weights at all
         again = train.get_batch(tokens, it, cfg, 200, 0, "cpu", stream=0, tasks=tasks)
         assert torch.equal(x, again[0]) and torch.equal(y, again[1])  # resume sees the same batch
         assert x.shape == (21, 200) and torch.equal(x[:, 1:], y[:, :-1])
@@ -104,8 +107,47 @@ def test_the_mix_replaces_a_fraction_of_the_batch_and_is_a_pure_function(tiny_da
                            train.get_batch(tokens, 50, plain_cfg, 200, 0, "cpu", stream=0)[0])
 
 
+def test_answer_weights_mark_the_answers_and_weigh_the_objective(tiny_data):
+    cfg, tokens, tasks = batch_args(tiny_data, retrieval=0.5, retrieval_tasks="passkey", retrieval_answer_weight=5)
+    x, y, w = train.get_batch(tokens, 3, cfg, 200, 0, "cpu", stream=0, tasks=tasks)
+    question = tasks[0].piece["\nWhat is the pass key? The pass key is"]
+    assert w.shape == y.shape and w.mean().item() == pytest.approx(1.0)
+    light = w.min().item()
+    assert w.max().item() == pytest.approx(5 * light)  # two values: answers, and every other target
+    heavy_rows = 0
+    for row, weights in zip(x.tolist(), w):
+        heavy = (weights > light).nonzero().flatten().tolist()
+        asked = [i for i in range(200 - len(question)) if row[i:i + len(question)] == question]
+        if not asked:
+            assert heavy == []  # a text window: no answer to weigh
+            continue
+        heavy_rows += 1  # the targets after the question, to the end of the sequence: the answer
+        assert heavy == list(range(asked[0] + len(question) - 1, 200))
+    assert heavy_rows in (10, 11)
+    # the objective: the mean of weight x cross-entropy; the loss it reports stays the plain mean
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=300, block_size=200, n_layer=1, n_head=2, n_embd=16))
+
+    class Record:  # an optimizer that keeps the gradients it is asked to step with
+        def step(self):
+            self.grads = [p.grad.clone() for p in model.parameters()]
+
+        def zero_grad(self, set_to_none=True):
+            model.zero_grad(set_to_none=set_to_none)
+
+    record = Record()
+    loss = train.train_step(model, record, x, y, cfg, 1, autocast_for("cpu"), weights=w)
+    per_token = model(x, y, reduction="none")[1]  # (21, 200)
+    assert loss == pytest.approx(per_token.mean().item(), rel=1e-5)
+    model.zero_grad()
+    (per_token.double() * w.double()).mean().backward()
+    assert max((a - p.grad).abs().max().item() for a, p in zip(record.grads, model.parameters())) < 1e-5
+
+
 @pytest.mark.parametrize("args,message", [
     (["--retrieval=1"], "--retrieval=1.0 must be a fraction in [0, 1)"),
+    (["--retrieval=0.2", "--retrieval_answer_weight=0"], "--retrieval_answer_weight=0.0 must be > 0"),
+    (["--retrieval_answer_weight=4"], "--retrieval_answer_weight=4.0 weighs the needle tasks' answers; give a mix"),
     (["--retrieval=-0.1"], "must be a fraction in [0, 1)"),
     (["--retrieval_start=1.5"], "--retrieval_start=1.5 must be a fraction"),
     (["--retrieval=0.5", "--retrieval_tasks=passkey,cloze"], "--retrieval_tasks: unknown task 'cloze'"),
