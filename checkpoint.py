@@ -47,13 +47,19 @@ def load_checkpoint(where, device="cpu"):
 def load_model(where, device="cpu", **config_overrides):
     """A GPT from a checkpoint; overrides (say arch fields) keep the sizes and change the rest."""
     ckpt, config = load_checkpoint(where, device)
+    return model_from(ckpt, config, where, device, **config_overrides), ckpt
+
+
+def model_from(ckpt, config, where, device="cpu", **config_overrides):
+    """The GPT of a loaded checkpoint (ckpt, config from load_checkpoint of `where`), with overrides:
+    one file read can build the model more than once."""
     try:
         config = GPTConfig(**{**asdict(config), **config_overrides})
         model = GPT(config)
         model.load_state_dict(ckpt["model"], strict=True)
     except (ValueError, RuntimeError) as e:
         raise SystemExit(f"error: checkpoint {checkpoint_path(where)} does not fit this model: {str(e).splitlines()[0][:300]}")
-    return model.to(device), ckpt
+    return model.to(device)
 
 
 def tokenizer_id(meta):

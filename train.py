@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from checkpoint import check_tokenizer, load_checkpoint, load_model, save_checkpoint
+from checkpoint import check_tokenizer, load_checkpoint, model_from, save_checkpoint
 from common import autocast_for, check_positive, parse_settings, pick_device, progress
 from conversion import (SIZES, check_conversion, choose_nope_layers, conversion_note, distill_kl, load_teacher,
                         ready_teacher)
@@ -328,15 +328,17 @@ def build_model(cfg, model_settings, meta, device, train_tokens, rank=0, world=1
         source = cfg.out_dir if resume else cfg.init_from
         overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in SIZES}
         measure = not resume and cfg.nope_layers == "measured" and set(overrides["layer_pattern"]) == {"N", "S"}
-        # to be measured, the source loads with its own layer pattern first
-        model, ckpt = load_model(source, device, **{k: v for k, v in overrides.items() if not (measure and k == "layer_pattern")})
+        # to be measured, the source is built with its own layer pattern first
+        ckpt, config = load_checkpoint(source, device)
+        model = model_from(ckpt, config, source, device,
+                           **{k: v for k, v in overrides.items() if not (measure and k == "layer_pattern")})
         check_tokenizer(ckpt, meta, source, cfg.data_dir)
         if not resume:
             check_conversion(source, ckpt, model_settings, cfg.source_optimizer)
         if measure:
             overrides["layer_pattern"] = measured_nope_layers(cfg, model, source, overrides["layer_pattern"], train_tokens,
                                                               device, rank, world)
-            model, ckpt = load_model(source, device, **overrides)
+            model = model_from(ckpt, config, source, device, **overrides)
         if not resume:
             note(conversion_note(source, ckpt, model.config))
     if cfg.init_from != "resume":
