@@ -215,21 +215,11 @@ def split_documents(cfg, models, spans, data_dir):
 
 def all_windows(spans, lengths, cfg, data_dir):
     """{T: window starts}, chosen once per length before any model is evaluated; lengths no
-    document holds are skipped with a note. With --tail, the windows of the longest length that
-    fits, cut to each shorter length at their ends."""
+    document holds are skipped with a note. With --tail, every length takes the windows of the
+    longest one, cut at their starts: they all end, and are scored, on the same tokens."""
+    if cfg.tail > lengths[0]:
+        raise SystemExit(f"error: --tail={cfg.tail} is longer than the shortest eval length {lengths[0]}")
     windows, longest_doc = {}, int((spans[:, 1] - spans[:, 0]).max())
-    if cfg.tail:
-        if cfg.tail > lengths[0]:
-            raise SystemExit(f"error: --tail={cfg.tail} is longer than the shortest eval length {lengths[0]}")
-        fits = [T for T in lengths if T < longest_doc]
-        if not fits:
-            raise SystemExit(f"error: no length fits in the val documents of {data_dir} (the longest has {longest_doc} tokens)")
-        for T in lengths[len(fits):]:
-            print(f"length {T}: skipped, no val document has {T + 1} tokens (the longest has {longest_doc})")
-        longest = choose_windows(spans, fits[-1], cfg.num_windows, cfg.seed)
-        if len(longest) < cfg.num_windows:
-            print(f"every length: only {len(longest)} windows of {fits[-1]} tokens fit (asked for {cfg.num_windows})")
-        return {T: longest + (fits[-1] - T) for T in fits}  # each ends where the longest does
     for T in lengths:
         starts = choose_windows(spans, T, cfg.num_windows, cfg.seed)
         if len(starts) == 0:
@@ -240,6 +230,11 @@ def all_windows(spans, lengths, cfg, data_dir):
             windows[T] = starts
     if not windows:
         raise SystemExit(f"error: no length fits in the val documents of {data_dir} (the longest has {longest_doc} tokens)")
+    if cfg.tail:
+        T_max = max(windows)
+        if len(windows[T_max]) < cfg.num_windows:
+            print(f"--tail: every length scores the {len(windows[T_max])} windows of length {T_max}")
+        return {T: windows[T_max] + (T_max - T) for T in windows}
     return windows
 
 
