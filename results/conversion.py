@@ -16,6 +16,9 @@ import re
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository's modules
+from common import check_out, write_csv  # noqa: E402
+
 COLUMNS = ["model", "recipe", "steps", "fraction", "loss_L", "loss_8L", "loss_32L", "gap_L", "gap_8L", "gap_32L",
            "rise_32L"]
 NAME = re.compile(r"^gpt2swan(?P<recipe>.+)-(?P<steps>\d+)$")
@@ -102,10 +105,8 @@ def main(argv):
     if not os.path.exists(args.losses):
         raise SystemExit(f"error: {args.losses} does not exist: run extrapolate.py on the runs first")
     rows = summarize(read_losses(args.losses), args.source_steps)
-    with open(f"{args.out}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    check_out(args.out)
+    write_csv(rows, f"{args.out}.csv", COLUMNS)
     plot(rows, f"{args.out}.png")
     print_table(rows)
     print(f"wrote {args.out}.csv and {args.out}.png")

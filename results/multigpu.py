@@ -12,13 +12,15 @@ OUT.png.
 """
 
 import argparse
-import csv
 import json
 import os
 import re
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository's modules
+from common import check_out, write_csv  # noqa: E402
 
 COLUMNS = ["run", "arch", "nproc", "iters", "tokens_per_s", "tokens_per_s_per_process", "efficiency", "peak_mem_gib",
            "compared_with", "max_rel_loss_diff", "final_loss", "final_rel_loss_diff", "final_val_loss",
@@ -125,11 +127,8 @@ def main(argv):
     parser.add_argument("names", nargs="+", help="run folder names: ARCH-nN, ARCH-nN-repeat or ARCH-nA-resumed-nB")
     args = parser.parse_args(argv)
     rows, curves = summarize(args.runs, args.names)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(f"{args.out}.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    check_out(args.out)
+    write_csv(rows, f"{args.out}.csv", COLUMNS)
     plot(rows, curves, f"{args.out}.png")
     print_table(rows)
     print(f"wrote {args.out}.csv and {args.out}.png")
