@@ -3,7 +3,9 @@ interpreter on machines without a GPU (it must be chosen before triton is first 
 
 import os
 import pathlib
+import signal
 import sys
+import time
 
 import torch
 
@@ -36,3 +38,17 @@ def tiny_args(tiny_data):
     return [f"--data_dir={tiny_data}", "--n_layer=2", "--n_head=2", "--n_embd=32", "--block_size=32",
             "--window=8", "--batch_size=4", "--eval_iters=2", "--sample_tokens=0", "--device=cpu",
             "--log_interval=1", "--warmup_iters=2", "--learning_rate=1e-2"]
+
+
+@pytest.fixture
+def ctrl_c_when():
+    """A function (proc, ready, settle=0): once ready() holds (waiting up to 60 s), and settle
+    seconds later, Ctrl-C (SIGINT) to the process; returns its (stdout, stderr)."""
+    def interrupt(proc, ready, settle=0.0):
+        deadline = time.time() + 60
+        while time.time() < deadline and not ready():
+            time.sleep(0.2)
+        time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        return proc.communicate(timeout=60)
+    return interrupt

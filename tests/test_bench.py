@@ -1,9 +1,7 @@
 import csv
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -65,17 +63,12 @@ def test_command_line_and_bad_settings(tmp_path):
     assert len(list(csv.DictReader(open(tmp_path / "new" / "d.csv")))) == 2  # the folder is made
 
 
-def test_ctrl_c_keeps_what_was_measured_and_exits_130(tmp_path):
+def test_ctrl_c_keeps_what_was_measured_and_exits_130(tmp_path, ctrl_c_when):
     # generation (one quick measurement), then a training of endless steps, stopped by Ctrl-C
     cmd = [sys.executable, "bench.py", "--cpu_smoke", "--archs=gpt", "--contexts=40", "--batches=1", "--train_lengths=64",
            "--train_steps=100000000", f"--out={tmp_path}/b"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline and not (tmp_path / "b.csv").exists():
-        time.sleep(0.2)
-    time.sleep(0.5)  # into the training steps
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = ctrl_c_when(proc, (tmp_path / "b.csv").exists, settle=0.5)  # 0.5 s: into the training steps
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.splitlines()[-1] == f"interrupted: stopped after 1 of 2 measurements; {tmp_path}/b.csv keeps the 1 measured"
     assert [r["part"] for r in csv.DictReader(open(tmp_path / "b.csv"))] == ["generate"]

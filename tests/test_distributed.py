@@ -5,7 +5,6 @@ Ctrl-C stops every process after the same step, and a failure ends them all with
 import json
 import re
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -123,16 +122,12 @@ def test_a_failure_ends_every_process_with_one_line(tiny_data, tmp_path):
     assert 'train.py", line' not in bad.stderr and bad.stdout == "" and not os.path.exists(tmp_path / "run")
 
 
-def test_ctrl_c_stops_every_process_after_the_same_step(tiny_data, tmp_path):
+def test_ctrl_c_stops_every_process_after_the_same_step(tiny_data, tmp_path, ctrl_c_when):
     # torchrun passes Ctrl-C to each process, not at the same instant: they agree, rank 0 saves
     proc = torchrun(settings(tiny_data) + [f"--out_dir={tmp_path}", "--batch_size=3", "--max_iters=100000",
                                            "--eval_interval=100000"], popen=True)
     log = tmp_path / "log.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 5):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = ctrl_c_when(proc, lambda: log.exists() and len(log.read_text().splitlines()) >= 5)
     assert proc.returncode != 0 and out.count("interrupted: saved") == 1, err
     stopped_at = torch.load(tmp_path / "ckpt.pt", weights_only=True)["iter"]
     assert stopped_at >= 4 and max(i for i, _ in logged(tmp_path)) == stopped_at

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -246,15 +245,11 @@ def test_a_second_ctrl_c_during_the_save_keeps_the_previous_checkpoint(tiny_args
                         f"is {tmp_path / 'ckpt.pt'}\n"), err
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path):
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tiny_args, tmp_path, ctrl_c_when):
     cmd = [sys.executable, "train.py", *tiny_args, f"--out_dir={tmp_path}", "--max_iters=100000", "--eval_interval=100000"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log = tmp_path / "log.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 4):
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = ctrl_c_when(proc, lambda: log.exists() and len(log.read_text().splitlines()) >= 4)
     assert proc.returncode == 130 and "Traceback" not in err, err  # non-zero: `train && evaluate` stops here
     assert "interrupted: saved" in out
     assert "\r" not in err and all(line.startswith("  0%|") for line in err.splitlines())  # plain lines in a pipe
