@@ -25,7 +25,6 @@ bench_out/bench.csv, which git ignores) after every measurement and prints the t
 stops it with what was measured so far kept (exit code 130).
 """
 
-import csv
 import os
 import sys
 import time
@@ -34,8 +33,13 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from common import autocast_for, check_out, check_positive, parse_list, parse_settings, pick_device, progress
+from common import (autocast_for, check_out, check_positive, parse_list, parse_settings, pick_device, progress,
+                    write_csv)
 from model import ARCHS, GPT, GPTConfig, KVCache
+
+
+COLUMNS = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s", "kv_bytes",
+           "decode_step_ms", "decode_backend", "floor_ms", "floor_x", "copy_gb_s", "device", "torch", "triton"]  # OUT.csv
 
 
 @dataclass
@@ -248,17 +252,7 @@ def measure(jobs, rows, cfg, lists, device, env):
             decoded = dict(decode_backend=cfg.decode_backend) if part == "generate" else {}
             rows.append(dict(part=part, arch=arch, length=T, **result, **decoded, **env))
             tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
-            write_csv(rows, cfg.out + ".csv")
-
-
-def write_csv(rows, path):
-    columns = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s",
-               "kv_bytes", "decode_step_ms", "decode_backend", "floor_ms", "floor_x", "copy_gb_s", "device", "torch",
-               "triton"]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+            write_csv(rows, cfg.out + ".csv", COLUMNS)
 
 
 def print_tables(rows, archs):
