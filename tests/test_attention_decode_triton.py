@@ -127,6 +127,7 @@ def test_greedy_generation_with_the_triton_decode_equals_recomputation():
     # 20 new tokens after 10, past the window (5) and the training length (16), every step through
     # the kernel in the N layers (a global cache of 30 slots) and the S layers (a ring of 5); head dim 8
     model, prompt = tiny_swan(n_embd=32)
+    model, prompt = model.to(DEV), prompt.to(DEV)  # the kernel needs CUDA tensors unless interpreted
     assert model.set_decode_backend("triton") is model
     assert {block.attn.decode_backend for block in model.transformer.h} == {"triton"}
     cached = model.generate(prompt, 20, temperature=0, use_cache=True, cuda_graph=False)

@@ -1,0 +1,123 @@
+"""
+One CSV and one figure from an evaluation that was run in parts (the runs spread over several
+GPUs, or a run trained later), as one extrapolate.py call over every run would have written them:
+
+    python results/merge_evals.py results/a_loss.csv results/b_loss.csv --out=results/all_loss
+    python results/merge_evals.py a_retrieval.csv b_retrieval.csv --out=all_retrieval --rename=old:new
+
+Loss CSVs (extrapolate.py) and retrieval CSVs (--task=retrieval) are told apart by their columns;
+all parts must be of one kind and cover the same lengths. The parts must have been evaluated on
+the same windows or examples (the same data, lengths, window count and seed): a run that is in
+several parts must have the same numbers in each (checked, to 1e-4; it is then kept once), so put
+one run, such as the model before conversion, into every part. --rename relabels a run
+(OLD:NEW, repeatable), --L is the training length the figure marks (default: the first length).
+"""
+
+import argparse
+import csv
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository's modules
+import extrapolate  # noqa: E402
+import retrieval  # noqa: E402
+from common import check_out, write_csv  # noqa: E402
+
+NUMBERS = ("loss", "accuracy", "answer_loss")  # the measured columns a shared run must agree on
+TOLERANCE = 1e-4
+
+
+def read_part(path, rename):
+    """(columns, rows, run column) of one part, runs relabelled."""
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows, columns = list(reader), reader.fieldnames or []
+    except OSError as e:
+        raise SystemExit(f"error: cannot read {path}: {e.strerror}")
+    key = "run" if "task" in columns else "model"
+    if key not in columns or "length" not in columns:
+        raise SystemExit(f"error: {path} is not a CSV of extrapolate.py (no {key!r} or 'length' column)")
+    for row in rows:
+        row[key] = rename.get(row[key], row[key])
+    return columns, rows, key
+
+
+def merge(parts):
+    """The rows of every part, each run once; a run in several parts must agree."""
+    merged, seen = [], {}  # seen: run -> (path, its rows)
+    for path, rows, key in parts:
+        by_run = {}
+        for row in rows:
+            by_run.setdefault(row[key], []).append(row)
+        for run, run_rows in by_run.items():
+            if run not in seen:
+                seen[run] = (path, run_rows)
+                merged += run_rows
+                continue
+            first_path, first = seen[run]
+            same = len(first) == len(run_rows) and all(
+                abs(float(a[c] or 0) - float(b[c] or 0)) <= TOLERANCE
+                for a, b in zip(first, run_rows) for c in NUMBERS if c in a)
+            if not same:
+                raise SystemExit(f"error: run {run} differs between {first_path} and {path}: "
+                                 f"were they evaluated on the same windows (data, lengths, seed)?")
+    return merged
+
+
+def loss_figure(rows, L, out):
+    """extrapolate.py's table and figure from loss rows (each window's tail only or every token)."""
+    lengths = sorted({int(r["length"]) for r in rows if r["kind"] == "mean"})
+    curves = {}
+    for r in rows:
+        run = f"{r['model']} [{r['arch']} {r['layer_pattern']}]"
+        c = curves.setdefault((run, r["setting"]), dict(run=run, setting=r["setting"], label=f"{run} {r['setting']}",
+                                                        model=r["model"], means={}, per_pos=[]))
+        if r["kind"] == "mean":
+            c["means"][int(r["length"])] = float(r["loss"])
+        elif r["kind"] == "position":
+            c["per_pos"].append((float(r["loss"]), int(r["bin_lo"]), int(r["bin_hi"])))
+    curves = list(curves.values())
+    means = [r for r in rows if r["kind"] == "mean"]
+    tail = int(means[0]["n_tokens"]) // int(means[0]["n_windows"])  # tokens scored per window
+    extrapolate.print_table(curves, lengths, L, "the parts' data", "their", tail if tail < lengths[0] else 0)
+    extrapolate.plot(curves, lengths, L, max(lengths), out + ".png")
+
+
+def retrieval_figure(rows, L, out):
+    """retrieval.py's tables and figure from retrieval rows."""
+    typed = [dict(r, length=int(r["length"]), depth=float(r["depth"]), accuracy=float(r["accuracy"]),
+                  num_keys=int(r["num_keys"])) for r in rows]
+    lengths = sorted({r["length"] for r in typed})
+    retrieval.print_tables(typed, lengths, L)
+    retrieval.plot(typed, lengths, sorted({r["depth"] for r in typed}), L, out + ".png")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip())
+    parser.add_argument("parts", nargs="+", help="CSVs written by extrapolate.py, all of one kind")
+    parser.add_argument("--out", required=True, help="writes OUT.csv and OUT.png")
+    parser.add_argument("--rename", action="append", default=[], help="OLD:NEW, a run's new label")
+    parser.add_argument("--L", type=int, default=0, help="the training length the figure marks (default: the first length)")
+    args = parser.parse_args(argv)
+    if any(r.count(":") != 1 for r in args.rename):
+        raise SystemExit(f"error: --rename takes OLD:NEW, got {next(r for r in args.rename if r.count(':') != 1)!r}")
+    rename = dict(r.split(":") for r in args.rename)
+    check_out(args.out)
+    read = [(path, *read_part(path, rename)) for path in args.parts]
+    kinds = {key for _, _, _, key in read}
+    if len(kinds) > 1:
+        raise SystemExit("error: the parts mix loss and retrieval CSVs; merge each kind on its own")
+    lengths = [sorted({int(r["length"]) for r in rows}) for _, _, rows, _ in read]
+    if any(x != lengths[0] for x in lengths):
+        raise SystemExit(f"error: the parts cover different lengths ({lengths[0]} in {args.parts[0]}); "
+                         f"evaluate every part at the same lengths")
+    rows = merge([(path, rows, key) for path, _, rows, key in read])
+    write_csv(rows, args.out + ".csv", read[0][1])
+    L = args.L or lengths[0][0]
+    (retrieval_figure if kinds == {"run"} else loss_figure)(rows, L, args.out)
+    print(f"\nwrote {args.out}.csv and {args.out}.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
