@@ -115,20 +115,37 @@ def layer_costs(model, batches, autocast):
     return cost_n, cost_s
 
 
+def cheapest_as_n(cost_n, cost_s, layers, n):
+    """The n of these layers where becoming N costs least against becoming S; ties go to the earlier."""
+    return set(sorted(layers, key=lambda layer: (cost_n[layer] - cost_s[layer], layer))[:n])
+
+
 def measured_pattern(cost_n, cost_s, n_nope):
     """The full layer_pattern (one letter per layer): N at the n_nope layers where becoming N
     costs least against becoming S, S everywhere else. Ties go to the earlier layer."""
     if not 0 < n_nope < len(cost_n):
         raise ValueError(f"n_nope={n_nope}: a SWAN conversion makes at least one layer N and one S of {len(cost_n)}")
-    order = sorted(range(len(cost_n)), key=lambda layer: (cost_n[layer] - cost_s[layer], layer))
-    chosen = set(order[:n_nope])
+    chosen = cheapest_as_n(cost_n, cost_s, range(len(cost_n)), n_nope)
     return "".join("N" if layer in chosen else "S" for layer in range(len(cost_n)))
 
 
-def choose_nope_layers(model, pattern, batches, autocast, world=1):
+def spread_pattern(cost_n, cost_s, pattern):
+    """--nope_layers=measured-spread: the layers in groups of len(pattern) consecutive ones, each
+    group choosing as measured_pattern does, as many N as the pattern puts in it. The N layers stay
+    spread through the stack: on SmolLM2 the cheapest layers were all in the top half (17-29), and
+    with no N layer below them its loss rose with length where the pattern's placement stayed flat."""
+    n_layer, chosen = len(cost_n), set()
+    for start in range(0, n_layer, len(pattern)):
+        group = range(start, min(start + len(pattern), n_layer))
+        chosen |= cheapest_as_n(cost_n, cost_s, group, sum(pattern[layer % len(pattern)] == "N" for layer in group))
+    return "".join("N" if layer in chosen else "S" for layer in range(n_layer))
+
+
+def choose_nope_layers(model, pattern, batches, autocast, world=1, spread=False):
     """(layer_pattern, cost_n, cost_s): the source model measured on this process's batches, the
     costs averaged over every process (each holding its share of the same global batches, so the
-    choice does not depend on their number); as many N layers as `pattern` has over n_layer."""
+    choice does not depend on their number); as many N layers as `pattern` has over n_layer,
+    anywhere (measured_pattern) or as many in each group of len(pattern) layers (spread_pattern)."""
     n_layer = model.config.n_layer
     n_nope = sum(pattern[layer % len(pattern)] == "N" for layer in range(n_layer))
     if not 0 < n_nope < n_layer:
@@ -139,4 +156,5 @@ def choose_nope_layers(model, pattern, batches, autocast, world=1):
         costs = torch.tensor([cost_n, cost_s], dtype=torch.float64, device=next(model.parameters()).device)
         torch.distributed.all_reduce(costs)
         cost_n, cost_s = (costs / world).tolist()
-    return measured_pattern(cost_n, cost_s, n_nope), cost_n, cost_s
+    chosen = spread_pattern(cost_n, cost_s, pattern) if spread else measured_pattern(cost_n, cost_s, n_nope)
+    return chosen, cost_n, cost_s

@@ -9,6 +9,13 @@ of the model's prediction at its position, which is what greedy decoding would w
 forcing equals free decoding as long as every token is right). One forward pass per batch, and
 only the logits of the last few positions are computed, so 32x L fits in memory.
 
+multivalue asks for all the numbers of one word and names no order, so an answer in any order is
+right, as RULER scores it. Teacher forcing checks one order, the needles'; an example it fails
+is decoded greedily (the KV cache, a few dozen steps) and is right if the first V numbers written
+are the V values, in any order, unless the first token predicted begins none of the values (then
+no decoding is needed to know it is wrong). The README's multivalue figures before this rule
+required the needles' order.
+
 With --tune_scale, each run with N layers gets one scaling base for every cell, chosen by
 scaling.tune_base on the answer loss (mean negative log-likelihood of the answer tokens,
 smoother than accuracy) of examples built from the held-out documents at the longest length up
@@ -16,6 +23,7 @@ to 32 L.
 """
 
 import math
+import re
 
 import numpy as np
 import torch
@@ -27,6 +35,8 @@ from data.tasks import DEFAULT_KEYS, TASKS, TaskMaker
 from scaling import setting_name, tune_base
 
 BATCH_TOKENS = 65536  # tokens per forward pass
+NUMBER = re.compile(r"\d+")
+SPARE_TOKENS = 8  # decoded beyond the answer's length: another order may tokenize a little longer
 
 
 def task_list(cfg):
@@ -37,6 +47,22 @@ def task_list(cfg):
         raise SystemExit(f"error: unknown task {unknown[0]!r} in --tasks; the tasks are {', '.join(TASKS)}")
     keys = parse_list("num_keys", cfg.num_keys)
     return [(t, k) for t in dict.fromkeys(tasks) for k in (keys if t == "multikey" else [DEFAULT_KEYS[t]])]
+
+
+def in_any_order(model, example, first, enc, device, autocast):
+    """Whether greedy decoding answers a multivalue example with its V values in some order: the
+    first V numbers written after the question, as a set, equal the values. first is the token the
+    model predicts at the answer's first position: if it begins none of the values, the answer is
+    wrong whatever follows, and nothing is decoded."""
+    start, end = example.answer
+    values = NUMBER.findall(enc.decode(example.tokens[start:end].tolist()))
+    if first not in {enc.encode_ordinary(f" {v}")[0] for v in values}:
+        return False
+    prompt = torch.from_numpy(example.tokens[:start]).to(device)[None]  # (1, start)
+    with autocast:
+        out = model.generate(prompt, end - start + SPARE_TOKENS, temperature=0, cuda_graph=False)  # (1, start + n)
+    written = NUMBER.findall(enc.decode(out[0, start:].tolist()))[:len(values)]
+    return sorted(written) == sorted(values)
 
 
 def build_examples(maker, cells, depths, trials, tokens, spans, seed):
@@ -52,10 +78,11 @@ def build_examples(maker, cells, depths, trials, tokens, spans, seed):
 
 
 @torch.no_grad()
-def score(model, examples, device, autocast, batch_size=8):
+def score(model, examples, device, autocast, batch_size=8, enc=None):
     """(correct, answer_loss) of examples, all of one length T + 1: per example, whether every
-    answer token is the argmax of the model's prediction, and the mean cross-entropy of the
-    answer tokens. Both (n,) numpy arrays."""
+    answer token is the argmax of the model's prediction (with the tokenizer enc, a multivalue
+    answer in any order counts too: in_any_order), and the mean cross-entropy of the answer
+    tokens. Both (n,) numpy arrays."""
     T = len(examples[0].tokens) - 1
     batch = max(1, min(batch_size, BATCH_TOKENS // T))
     correct, losses = [], []
@@ -70,7 +97,10 @@ def score(model, examples, device, autocast, batch_size=8):
             m = e.answer[1] - e.answer[0]
             target = torch.from_numpy(e.tokens[e.answer[0]:e.answer[1]]).to(device)  # (m,)
             predicted = logits[row, n_answer - m:]  # (m, vocab), position T - m + k predicts answer token k
-            correct.append(bool((predicted.argmax(-1) == target).all()))
+            right = bool((predicted.argmax(-1) == target).all())
+            if not right and enc is not None and e.task == "multivalue":
+                right = in_any_order(model, e, predicted[0].argmax().item(), enc, device, autocast)
+            correct.append(right)
             losses.append(F.cross_entropy(predicted, target).item())
     return np.array(correct), np.array(losses)
 
@@ -117,7 +147,7 @@ def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengt
             model.set_scale_base(base)
             for (task, keys, T, depth), ex in examples.items():
                 bar.set_description(f"{m['label']} {name} {task} T={T}", refresh=False)
-                correct, loss = score(model, ex, device, autocast, cfg.batch_size)
+                correct, loss = score(model, ex, device, autocast, cfg.batch_size, maker.enc)
                 rows.append(dict(run=m["label"], arch=m["arch"], layer_pattern=m["pattern"], task=task, num_keys=keys,
                                  length=T, depth=depth, setting=name, scale_base=base or "",
                                  accuracy=correct.mean(), n=len(correct), answer_loss=loss.mean(),

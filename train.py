@@ -70,7 +70,7 @@ class TrainConfig:
     retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
     retrieval_answer_weight: float = 1.0  # each answer token of a needle example counts this many times in the training loss
     overwrite: bool = False  # a new run may replace the run already in out_dir
-    nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "pattern"
+    nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "measured-spread" (as many per group of the pattern's length) | "pattern"
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
     distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly, within its training length)
     distill_weight: float = 0.5  # with distill_from: loss = (1 - w) cross-entropy + w KL(teacher || model)
@@ -194,8 +194,8 @@ def check_settings(cfg, model_settings):
             ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]")]:
         if not ok:
             raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
-    if cfg.nope_layers not in ("pattern", "measured"):
-        raise SystemExit(f"error: --nope_layers must be pattern or measured, got {cfg.nope_layers!r}")
+    if cfg.nope_layers not in ("pattern", "measured", "measured-spread"):
+        raise SystemExit(f"error: --nope_layers must be pattern, measured or measured-spread, got {cfg.nope_layers!r}")
     if cfg.distill_weight != TrainConfig.distill_weight and not cfg.distill_from:
         raise SystemExit(f"error: --distill_weight={cfg.distill_weight} weighs a teacher; give it with --distill_from=RUN")
     if cfg.retrieval_answer_weight != 1 and cfg.retrieval == 0:
@@ -327,7 +327,7 @@ def build_model(cfg, model_settings, meta, device, train_tokens, rank=0, world=1
         resume = cfg.init_from == "resume"
         source = cfg.out_dir if resume else cfg.init_from
         overrides = {} if resume else {k: v for k, v in arch_settings.items() if k not in SIZES}
-        measure = not resume and cfg.nope_layers == "measured" and set(overrides["layer_pattern"]) == {"N", "S"}
+        measure = not resume and cfg.nope_layers.startswith("measured") and set(overrides["layer_pattern"]) == {"N", "S"}
         # to be measured, the source is built with its own layer pattern first
         ckpt, config = load_checkpoint(source, device)
         model = model_from(ckpt, config, source, device,
@@ -347,15 +347,16 @@ def build_model(cfg, model_settings, meta, device, train_tokens, rank=0, world=1
 
 
 def measured_nope_layers(cfg, model, source, pattern, train_tokens, device, rank, world):
-    """--nope_layers=measured: the layer pattern conversion.py chooses from four global batches of
+    """--nope_layers=measured(-spread): the layer pattern conversion.py chooses from four global batches of
     training data (each process measuring its share), and a note of what it measured."""
     batches = []
     for k in range(4):  # stream 2: batches of their own, not the first ones training will see
         x, y, _ = get_batch(train_tokens, k, cfg, model.config.block_size, rank, device, stream=2, world=world)
         batches += list(zip(x.split(cfg.batch_size), y.split(cfg.batch_size)))
-    chosen, cost_n, cost_s = choose_nope_layers(model, pattern, batches, autocast_for(device), world)
+    chosen, cost_n, cost_s = choose_nope_layers(model, pattern, batches, autocast_for(device), world,
+                                                spread=cfg.nope_layers == "measured-spread")
     costs = ", ".join(f"{layer}: {n:+.4g}/{s:+.4g}" for layer, (n, s) in enumerate(zip(cost_n, cost_s)))
-    note(f"--nope_layers=measured: loss added to {source} by each layer alone as N/S ({costs}); layer_pattern={chosen}")
+    note(f"--nope_layers={cfg.nope_layers}: loss added to {source} by each layer alone as N/S ({costs}); layer_pattern={chosen}")
     return chosen
 
 

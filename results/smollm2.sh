@@ -16,6 +16,8 @@
 #   swan-measured  swan-mix with N where SmolLM2 loses least without RoPE (conversion.py's
 #                  --nope_layers=measured: layers 17-29): better at multikey, but its loss rises with length
 #   swan-measured-distill  swan-measured plus the KL term: the best loss at 2k, the same rise
+#   swan-spread-distill  measured, but one N in each group of 4 layers (--nope_layers=measured-spread),
+#                  so that N layers stay low in the stack too; plus the KL term (not yet measured)
 #   swan-4n        swan-measured with 4 N layers instead of 8 (layer_pattern NSSSSSSS over 30 layers)
 #   swan-4k        swan-measured trained at 4k (half the batch: the same tokens)
 #
@@ -69,6 +71,7 @@ declare -A SETTINGS=(
     # the micro-batch, twice the accumulation, the same global batch
     [swan-pattern-distill]="$CONVERT --nope_layers=pattern $MIX $DISTILL"
     [swan-measured-distill]="$CONVERT --nope_layers=measured $MIX $DISTILL"
+    [swan-spread-distill]="$CONVERT --nope_layers=measured-spread $MIX $DISTILL"
     [swan-4n]="$CONVERT --nope_layers=measured --layer_pattern=NSSSSSSS $MIX"
     [swan-4k]="$CONVERT --nope_layers=measured $MIX --block_size=$((BLOCK * 2)) --batch_size=$((BATCH / 2))"
 )

@@ -12,7 +12,7 @@ import torch
 
 import train
 from common import autocast_for
-from conversion import distill_kl, layer_costs, measured_pattern
+from conversion import distill_kl, layer_costs, measured_pattern, spread_pattern
 from data.prepare import prepare
 from model import GPT, GPTConfig
 
@@ -35,6 +35,18 @@ def test_measured_pattern_puts_n_where_it_costs_least_against_s():
     assert measured_pattern(cost_n, cost_s, 1) == "SSNSS"  # the earlier of the tie
     with pytest.raises(ValueError, match="at least one layer N and one S of 5"):
         measured_pattern(cost_n, cost_s, 5)
+
+
+def test_spread_pattern_chooses_within_each_group_of_the_pattern():
+    # 11 layers, pattern NSSS: groups 0-3, 4-7 and 8-10 (the last one partial, N at layer 8 in the
+    # pattern: one N there too). The cheapest three overall are 8, 9, 10: all in the last group
+    cost_n = [0.5, 0.25, 0.375, 0.625, 0.75, 0.5, 0.5, 0.875, 0.0625, 0.125, 0.1875]
+    cost_s = [0.0] * 11
+    assert measured_pattern(cost_n, cost_s, 3) == "SSSSSSSSNNN"
+    assert spread_pattern(cost_n, cost_s, "NSSS") == "SNSSSNSSNSS"  # 1 of 0-3, 5 (tie with 6: the earlier) of 4-7, 8
+    assert spread_pattern(cost_n, cost_s, "NSSN") == "SNNSSNNSNSS"  # two in each group of four; one in 8-10
+    assert spread_pattern(cost_n, cost_s, "SNSS") == "SNSSSNSSNSS"  # where the pattern puts it does not matter
+    assert spread_pattern(cost_n, [0.0] * 8 + [0.0625, 0.0, 0.0], "SSSN") == "SNSSSNSSSSS"  # 8-10: S S S, none
 
 
 def test_layer_costs_are_zero_where_nothing_changes():
@@ -81,7 +93,15 @@ def test_a_conversion_measures_its_layers_and_continues_the_moments(tiny_args, t
         train.main(args + [f"--out_dir={tmp_path / 'x'}", "--max_iters=0"])
     with pytest.raises(SystemExit, match="--source_optimizer is for a conversion"):
         train.main(args + [f"--out_dir={tmp_path / 'x'}", "--source_optimizer"])
-    with pytest.raises(SystemExit, match="--nope_layers must be pattern or measured, got 'first'"):
+    # measured-spread with the pattern NSS over 4 layers: groups 0-2 (one N) and 3 (pattern N: N)
+    train.main(args + [f"--out_dir={tmp_path / 'spread'}", "--arch=swan", f"--init_from={tmp_path / 'gpt'}",
+                       "--max_iters=0", "--nope_layers=measured-spread", "--layer_pattern=NSS"])
+    spread = torch.load(tmp_path / "spread" / "ckpt.pt", weights_only=True)["model_config"]["layer_pattern"]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("note: --nope_layers=measured-spread"))
+    cost_n, cost_s = zip(*[map(float, c.split(": ")[1].split("/"))
+                           for c in re.search(r"as N/S \((.*)\); layer_pattern", line)[1].split(", ")])
+    assert spread[3] == "N" and spread[:3].count("N") == 1 and spread == spread_pattern(cost_n, cost_s, "NSS")
+    with pytest.raises(SystemExit, match="--nope_layers must be pattern, measured or measured-spread, got 'first'"):
         train.main(args + [f"--out_dir={tmp_path / 'x'}", "--nope_layers=first"])
 
 

@@ -59,6 +59,52 @@ def test_score_is_exact_match_of_every_answer_token(maker_and_val):
         assert loss == pytest.approx(expect, rel=1e-5)
 
 
+class OrderStub(torch.nn.Module):
+    """A "model" that, after a prompt of any length, writes `continuation` (token ids): its logits
+    point at them position by position, and generate() returns them. Counts its generate calls."""
+
+    def __init__(self, continuation, vocab):
+        super().__init__()
+        self.continuation, self.vocab, self.generated = continuation, vocab, 0
+
+    def forward(self, idx, last=1):
+        logits = torch.zeros(idx.shape[0], last, self.vocab)
+        for k, token in enumerate(self.continuation[:last]):  # the answer starts `last` positions from the end
+            logits[:, k, token] = 5.0
+        return logits, None
+
+    def generate(self, idx, max_new_tokens, temperature, cuda_graph):
+        assert temperature == 0 and max_new_tokens >= len(self.continuation)
+        self.generated += 1
+        tail = self.continuation + [self.continuation[-1]] * (max_new_tokens - len(self.continuation))
+        return torch.cat([idx, torch.tensor([tail])], dim=1)
+
+
+def test_multivalue_counts_any_order_of_its_values(maker_and_val):
+    maker, tokens, spans = maker_and_val
+    enc = maker.enc
+    example = maker.make("multivalue", 401, tokens, spans, np.random.default_rng(3), num_keys=3)
+    start, end = example.answer
+    values = retrieval.NUMBER.findall(enc.decode(example.tokens[start:end].tolist()))
+    assert len(values) == 3 and len(set(values)) == 3
+
+    def written(numbers):  # an answer as the task writes one: " a, b and c"
+        return enc.encode_ordinary(f" {numbers[0]}, {numbers[1]} and {numbers[2]}")
+
+    autocast = torch.autocast("cpu", enabled=False)
+    cases = [(values, True, 0),  # the needles' order: teacher forcing suffices, nothing decoded
+             ([values[2], values[0], values[1]], True, 1),  # another order: decoded, right
+             ([values[1], values[0], "123456"], False, 1),  # a number that is not a value: decoded, wrong
+             (["king", values[0], values[1]], False, 0)]  # the first token begins no value: wrong, not decoded
+    assert enc.encode_ordinary(" king")[0] not in {enc.encode_ordinary(f" {v}")[0] for v in values}
+    for numbers, right, decoded in cases:
+        stub = OrderStub(written(numbers) + enc.encode_ordinary("."), 300)
+        assert retrieval.score(stub, [example], "cpu", autocast, 1, enc)[0].tolist() == [right]
+        assert stub.generated == decoded
+        # without the tokenizer only the needles' order counts
+        assert retrieval.score(stub, [example], "cpu", autocast, 1)[0].tolist() == [numbers == values]
+
+
 def test_examples_are_the_same_for_every_run_and_seeded_per_cell(maker_and_val):
     maker, tokens, spans = maker_and_val
     cells = [("passkey", 1, 201), ("multikey", 4, 301)]
