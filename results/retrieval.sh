@@ -11,15 +11,22 @@
 #   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
 #   bash results/retrieval.sh                            # one H100: about 11 minutes
 #
-# The trainings share the GPU side by side (their compiles overlap). RUNS is where the run folders
-# go, PREFIX what the results are called; TRAIN_ARGS go to every training, EVAL_ARGS to the
-# evaluation; ONLY=train or ONLY=eval runs one half (the second finds the runs of the first).
+#   MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10" PREFIX=results/retrieval_w10 \
+#       bash results/retrieval.sh                        # the mix that taught multikey (retrieval_mix.sh)
+#
+# The trainings run side by side, spread over the GPUs there are (their compiles overlap); with
+# two or more GPUs the evaluation is split in two halves, one per GPU, both holding swan, and
+# joined by results/merge_evals.py, which checks that swan scored the same in both. RUNS is where
+# the run folders go, PREFIX what the results are called; TRAIN_ARGS go to every training,
+# EVAL_ARGS to the evaluation; GPUS (default: as many as torch sees) how many to use; ONLY=train
+# or ONLY=eval runs one half (the second finds the runs of the first).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-retrieval}
 PREFIX=${PREFIX:-results/retrieval}
 MIX=${MIX:---retrieval=0.5 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue}
 ONLY=${ONLY:-}
+GPUS=${GPUS:-$($PYTHON -c "import torch; print(max(1, torch.cuda.device_count()))")}
 mkdir -p "$RUNS"
 declare -A SETTINGS=(
     [gpt]="--arch=gpt $MIX" [nope]="--arch=nope $MIX" [swa]="--arch=swa $MIX" [swan]="--arch=swan $MIX"
@@ -29,11 +36,12 @@ declare -A SETTINGS=(
 NAMES="gpt nope swa swan swat swan-ns swan-nsssssss swan-nomix"
 
 if [ "$ONLY" != eval ]; then
-    pids=()
+    pids=() n=0
     for name in $NAMES; do
-        $PYTHON train.py config/gutenberg.py ${SETTINGS[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
+        CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$((n % GPUS))} \
+            $PYTHON train.py config/gutenberg.py ${SETTINGS[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
             > "$RUNS/$name.log" 2>&1 &
-        pids+=($!)
+        pids+=($!) n=$((n + 1))
     done
     for pid in "${pids[@]}"; do  # every training must succeed; its log says why if one did not
         wait "$pid" || { echo "a training failed; see $RUNS/*.log" >&2; tail -n 3 "$RUNS"/*.log >&2; exit 1; }
@@ -41,6 +49,16 @@ if [ "$ONLY" != eval ]; then
     for name in $NAMES; do echo "$name: $(tail -n 1 "$RUNS/$name/log.jsonl")"; done  # the final val loss at L
 fi
 if [ "$ONLY" != train ]; then
-    $PYTHON extrapolate.py "$RUNS"/{gpt,nope,swa,swan,swat,swan-ns,swan-nsssssss} --task=retrieval --tune_scale \
-        --max_len=65536 --out="$PREFIX" ${EVAL_ARGS:-}
+    evaluate=($PYTHON extrapolate.py --task=retrieval --tune_scale --max_len=65536 ${EVAL_ARGS:-})
+    if [ "$GPUS" -ge 2 ]; then
+        CUDA_VISIBLE_DEVICES=1 "${evaluate[@]}" "$RUNS"/{swan,swat,swan-ns,swan-nsssssss} --out="$RUNS/eval_part2" \
+            > "$RUNS/eval_part2.log" 2>&1 &
+        CUDA_VISIBLE_DEVICES=0 "${evaluate[@]}" "$RUNS"/{gpt,nope,swa,swan} --out="$RUNS/eval_part1"
+        wait $! || { echo "the second half of the evaluation failed; its log ($RUNS/eval_part2.log) ends:" >&2
+                     tail -n 5 "$RUNS/eval_part2.log" >&2; exit 1; }
+        cat "$RUNS/eval_part2.log"
+        $PYTHON results/merge_evals.py "$RUNS/eval_part1.csv" "$RUNS/eval_part2.csv" --out="$PREFIX"
+    else
+        "${evaluate[@]}" "$RUNS"/{gpt,nope,swa,swan,swat,swan-ns,swan-nsssssss} --out="$PREFIX"
+    fi
 fi

@@ -7,8 +7,8 @@
 #
 # The -w10 mixes weigh each answer token 10 times in the loss (--retrieval_answer_weight=10): the
 # answers are a few percent of a mixed batch's tokens, and the only ones that need the needle.
-# MIXES_TO_RUN picks which to run (default: all six; the README has the first four, not yet the
-# -w10 ones).
+# MIXES_TO_RUN picks which to run (default: all six); the trainings are spread over the GPUs
+# there are (GPUS: how many to use).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-retrieval-mix}
@@ -23,14 +23,16 @@ declare -A MIXES=(
     [late-w10]="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10"
 )
 NAMES=${MIXES_TO_RUN:-uniform uniform-k8 quarter late quarter-w10 late-w10}
-pids=()
+GPUS=${GPUS:-$($PYTHON -c "import torch; print(max(1, torch.cuda.device_count()))")}  # the trainings are spread over them
+pids=() n=0
 for name in $NAMES; do
     [ -n "${MIXES[$name]+set}" ] || { echo "error: MIXES_TO_RUN: unknown mix $name; the mixes are ${!MIXES[*]}" >&2; exit 1; }
 done
 for name in $NAMES; do
-    $PYTHON train.py config/gutenberg.py --arch=swan ${MIXES[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
+    CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$((n % GPUS))} \
+        $PYTHON train.py config/gutenberg.py --arch=swan ${MIXES[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
         > "$RUNS/$name.log" 2>&1 &
-    pids+=($!)
+    pids+=($!) n=$((n + 1))
 done
 for pid in "${pids[@]}"; do
     wait "$pid" || { echo "a training failed; see $RUNS/*.log" >&2; tail -n 3 "$RUNS"/*.log >&2; exit 1; }
