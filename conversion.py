@@ -132,8 +132,9 @@ def measured_pattern(cost_n, cost_s, n_nope):
 def spread_pattern(cost_n, cost_s, pattern):
     """--nope_layers=measured-spread: the layers in groups of len(pattern) consecutive ones, each
     group choosing as measured_pattern does, as many N as the pattern puts in it. The N layers stay
-    spread through the stack: on SmolLM2 the cheapest layers were all in the top half (17-29), and
-    with no N layer below them its loss rose with length where the pattern's placement stayed flat."""
+    spread through the stack: on SmolLM2 the cheapest layers were all in its upper half, and with
+    no N layer below them its loss rose with length where the pattern's placement stayed flat
+    (README, the SmolLM2 section)."""
     n_layer, chosen = len(cost_n), set()
     for start in range(0, n_layer, len(pattern)):
         group = range(start, min(start + len(pattern), n_layer))

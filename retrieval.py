@@ -36,7 +36,7 @@ from scaling import setting_name, tune_base
 
 BATCH_TOKENS = 65536  # tokens per forward pass
 NUMBER = re.compile(r"\d+")
-SPARE_TOKENS = 8  # decoded beyond the answer's length: another order may tokenize a little longer
+SPARE_TOKENS = 8  # decoded beyond the answer's length: room for an answer written differently (more separators)
 
 
 def task_list(cfg):
@@ -49,14 +49,17 @@ def task_list(cfg):
     return [(t, k) for t in dict.fromkeys(tasks) for k in (keys if t == "multikey" else [DEFAULT_KEYS[t]])]
 
 
+@torch.no_grad()
 def in_any_order(model, example, first, enc, device, autocast):
     """Whether greedy decoding answers a multivalue example with its V values in some order: the
     first V numbers written after the question, as a set, equal the values. first is the token the
-    model predicts at the answer's first position: if it begins none of the values, the answer is
-    wrong whatever follows, and nothing is decoded."""
+    model predicts at the answer's first position: if its text (spaces aside) begins none of the
+    values, the answer is wrong whatever follows, and nothing is decoded. (A token that is only a
+    space, as where digits are tokens of their own, says nothing: then it is decoded.)"""
     start, end = example.answer
     values = NUMBER.findall(enc.decode(example.tokens[start:end].tolist()))
-    if first not in {enc.encode_ordinary(f" {v}")[0] for v in values}:
+    head = enc.decode([first]).strip()
+    if not any(v.startswith(head) for v in values):
         return False
     prompt = torch.from_numpy(example.tokens[:start]).to(device)[None]  # (1, start)
     with autocast:

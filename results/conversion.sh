@@ -31,17 +31,20 @@ EVAL_ARGS=${EVAL_ARGS:-}
 RECIPES=${RECIPES:-restart +adam +layers +both continue +both-2L +layers-2L +layers-4L +distill +distill-4L}
 STEPS=${STEPS:-40 100 200}
 RETRIEVAL_RUNS=${RETRIEVAL_RUNS-restart-100 +both-100}  # empty: none
-GPUS=$($PYTHON -c "import torch; print(max(1, torch.cuda.device_count()))")
+GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
+read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
+stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
+trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
 mkdir -p "$RUNS"
 
 pids=()
 next_gpu=0
 train() {  # name, then settings; in the background, on the next GPU
     local name=$1; shift
-    CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$next_gpu} \
+    CUDA_VISIBLE_DEVICES=${SLOTS[$next_gpu]} \
         $PYTHON train.py config/gutenberg.py --out_dir="$RUNS/$name" --overwrite "$@" $TRAIN_ARGS > "$RUNS/$name.log" 2>&1 &
     pids+=($!)
-    next_gpu=$(((next_gpu + 1) % GPUS))
+    next_gpu=$(((next_gpu + 1) % ${#SLOTS[@]}))
 }
 wait_all() {
     for pid in "${pids[@]}"; do

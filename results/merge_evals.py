@@ -7,9 +7,11 @@ GPUs, or a run trained later), as one extrapolate.py call over every run would h
 
 Loss CSVs (extrapolate.py) and retrieval CSVs (--task=retrieval) are told apart by their columns;
 all parts must be of one kind and cover the same lengths. The parts must have been evaluated on
-the same windows or examples (the same data, lengths, window count and seed): a run that is in
-several parts must have the same numbers in each (checked, to 1e-4; it is then kept once), so put
-one run, such as the model before conversion, into every part. --rename relabels a run
+the same windows or examples (the same data, lengths, window count, tail and seed): so each
+part after the first must share a run with the parts before it (put one run, such as the model
+before conversion, into every part), and a run in several parts must score the same cells the
+same in each (checked, to 1e-4; it is then kept once). --allow_unshared joins a part that shares
+no run, unchecked. --rename relabels a run
 (OLD:NEW, repeatable), --L is the training length the figure marks (default: the first length).
 """
 
@@ -23,7 +25,12 @@ import extrapolate  # noqa: E402
 import retrieval  # noqa: E402
 from common import check_out, write_csv  # noqa: E402
 
-NUMBERS = ("loss", "accuracy", "answer_loss")  # the measured columns a shared run must agree on
+# a row is one cell of a run; IDENTITY names the cell, COUNTS (what was scored) must be equal for a
+# run in several parts, NUMBERS (what was measured) equal to within TOLERANCE
+IDENTITY = ("arch", "layer_pattern", "setting", "scale_base", "kind", "length", "bin_lo", "bin_hi", "task",
+            "num_keys", "depth")
+COUNTS = ("n_tokens", "n_windows", "n")
+NUMBERS = ("loss", "accuracy", "answer_loss")
 TOLERANCE = 1e-4
 
 
@@ -43,25 +50,38 @@ def read_part(path, rename):
     return columns, rows, key
 
 
-def merge(parts):
-    """The rows of every part, each run once; a run in several parts must agree."""
+def cells(rows):
+    """{cell identity: row} of one run's rows."""
+    return {tuple(row.get(c, "") for c in IDENTITY): row for row in rows}
+
+
+def agree(first, second):
+    """Whether two parts' rows of one run score the same cells the same."""
+    a, b = cells(first), cells(second)
+    return a.keys() == b.keys() and all(
+        a[k].get(c) == b[k].get(c) for k in a for c in COUNTS) and all(
+        abs(float(a[k][c] or 0) - float(b[k][c] or 0)) <= TOLERANCE for k in a for c in NUMBERS if c in a[k])
+
+
+def merge(parts, allow_unshared=False):
+    """The rows of every part, each run once. A run in several parts must agree there, and every
+    part after the first must share a run with those before it (what shows that the parts were
+    evaluated on the same windows or examples), unless allow_unshared."""
     merged, seen = [], {}  # seen: run -> (path, its rows)
-    for path, rows, key in parts:
+    for i, (path, rows, key) in enumerate(parts):
         by_run = {}
         for row in rows:
             by_run.setdefault(row[key], []).append(row)
+        if i and not allow_unshared and not seen.keys() & by_run.keys():
+            raise SystemExit(f"error: {path} shares no run with the parts before it, so nothing shows it was evaluated "
+                             f"on the same windows or examples; put one run into every part (or --allow_unshared)")
         for run, run_rows in by_run.items():
             if run not in seen:
                 seen[run] = (path, run_rows)
                 merged += run_rows
-                continue
-            first_path, first = seen[run]
-            same = len(first) == len(run_rows) and all(
-                abs(float(a[c] or 0) - float(b[c] or 0)) <= TOLERANCE
-                for a, b in zip(first, run_rows) for c in NUMBERS if c in a)
-            if not same:
-                raise SystemExit(f"error: run {run} differs between {first_path} and {path}: "
-                                 f"were they evaluated on the same windows (data, lengths, seed)?")
+            elif not agree(seen[run][1], run_rows):
+                raise SystemExit(f"error: run {run} differs between {seen[run][0]} and {path}: "
+                                 f"were they evaluated on the same windows or examples (data, lengths, seed, tail)?")
     return merged
 
 
@@ -98,6 +118,8 @@ def main(argv):
     parser.add_argument("parts", nargs="+", help="CSVs written by extrapolate.py, all of one kind")
     parser.add_argument("--out", required=True, help="writes OUT.csv and OUT.png")
     parser.add_argument("--rename", action="append", default=[], help="OLD:NEW, a run's new label")
+    parser.add_argument("--allow_unshared", action="store_true",
+                        help="join a part that shares no run with the parts before it (nothing checks it then)")
     parser.add_argument("--L", type=int, default=0, help="the training length the figure marks (default: the first length)")
     args = parser.parse_args(argv)
     if any(r.count(":") != 1 for r in args.rename):
@@ -112,7 +134,7 @@ def main(argv):
     if any(x != lengths[0] for x in lengths):
         raise SystemExit(f"error: the parts cover different lengths ({lengths[0]} in {args.parts[0]}); "
                          f"evaluate every part at the same lengths")
-    rows = merge([(path, rows, key) for path, _, rows, key in read])
+    rows = merge([(path, rows, key) for path, _, rows, key in read], args.allow_unshared)
     write_csv(rows, args.out + ".csv", read[0][1])
     L = args.L or lengths[0][0]
     (retrieval_figure if kinds == {"run"} else loss_figure)(rows, L, args.out)

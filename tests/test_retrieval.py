@@ -63,9 +63,10 @@ class OrderStub(torch.nn.Module):
     """A "model" that, after a prompt of any length, writes `continuation` (token ids): its logits
     point at them position by position, and generate() returns them. Counts its generate calls."""
 
-    def __init__(self, continuation, vocab):
+    def __init__(self, continuation, vocab, prompt, answer_length):
         super().__init__()
         self.continuation, self.vocab, self.generated = continuation, vocab, 0
+        self.prompt, self.answer_length = prompt, answer_length  # what generate() must be asked
 
     def forward(self, idx, last=1):
         logits = torch.zeros(idx.shape[0], last, self.vocab)
@@ -74,7 +75,8 @@ class OrderStub(torch.nn.Module):
         return logits, None
 
     def generate(self, idx, max_new_tokens, temperature, cuda_graph):
-        assert temperature == 0 and max_new_tokens >= len(self.continuation)
+        assert temperature == 0 and max_new_tokens == self.answer_length + retrieval.SPARE_TOKENS
+        assert torch.equal(idx, torch.from_numpy(self.prompt)[None])  # the question's end, no answer token
         self.generated += 1
         tail = self.continuation + [self.continuation[-1]] * (max_new_tokens - len(self.continuation))
         return torch.cat([idx, torch.tensor([tail])], dim=1)
@@ -96,9 +98,8 @@ def test_multivalue_counts_any_order_of_its_values(maker_and_val):
              ([values[2], values[0], values[1]], True, 1),  # another order: decoded, right
              ([values[1], values[0], "123456"], False, 1),  # a number that is not a value: decoded, wrong
              (["king", values[0], values[1]], False, 0)]  # the first token begins no value: wrong, not decoded
-    assert enc.encode_ordinary(" king")[0] not in {enc.encode_ordinary(f" {v}")[0] for v in values}
     for numbers, right, decoded in cases:
-        stub = OrderStub(written(numbers) + enc.encode_ordinary("."), 300)
+        stub = OrderStub(written(numbers) + enc.encode_ordinary("."), 300, example.tokens[:start], end - start)
         assert retrieval.score(stub, [example], "cpu", autocast, 1, enc)[0].tolist() == [right]
         assert stub.generated == decoded
         # without the tokenizer only the needles' order counts
