@@ -6,6 +6,7 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
     python bench.py --archs=gpt,swan --train_lengths=8192 --contexts=32768 --batches=8
     python bench.py --cpu_smoke                       # a tiny version on the CPU (the tests run it)
     python bench.py --decode_backend=triton           # decoding through attention_decode_triton.py
+    python bench.py --compile_decode                  # the decoding step compiled, then captured (not yet measured)
 
 1. Training: optimizer steps (forward, backward, fused AdamW) of train_tokens tokens each
    (batch = train_tokens / T), bf16 autocast over fp32 weights as train.py trains, each block
@@ -39,7 +40,7 @@ from model import ARCHS, GPT, GPTConfig, KVCache
 
 
 COLUMNS = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s", "kv_bytes",
-           "decode_step_ms", "decode_backend", "floor_ms", "floor_x", "copy_gb_s", "device", "torch", "triton"]  # OUT.csv
+           "decode_step_ms", "decode_backend", "decode_compiled", "floor_ms", "floor_x", "copy_gb_s", "device", "torch", "triton"]  # OUT.csv
 
 
 @dataclass
@@ -59,6 +60,7 @@ class BenchConfig:
     decode_steps: int = 64  # timed, after as many untimed ones as warm-up
     compile: bool = True
     cuda_graph: bool = True
+    compile_decode: bool = False  # torch.compile the decoding step (GPT.decoder) before it is captured
     decode_backend: str = "torch"  # which attention_decode path the decoding steps use: "torch" or "triton"
     device: str = "auto"
     out: str = "bench_out/bench"  # writes OUT.csv
@@ -186,7 +188,7 @@ def bench_generate(cfg, arch, model, C, B, device, bandwidth):
         logits, _ = model(prompt, cache=cache)
         sync(device)
         times.append(time.perf_counter() - t0)
-    step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda")
+    step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda", compile=cfg.compile_decode)
     token = logits.argmax(-1)  # (B, 1): greedy, so every arch decodes the same kind of work
     for _ in range(2):  # untimed warm-up steps, then the timed ones
         sync(device)
@@ -249,7 +251,7 @@ def measure(jobs, rows, cfg, lists, device, env):
                     model = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
                     models[arch] = model.set_decode_backend(cfg.decode_backend)
                 result = bench_generate(cfg, arch, models[arch], T, B, device, env["copy_gb_s"] * 1e9)
-            decoded = dict(decode_backend=cfg.decode_backend) if part == "generate" else {}
+            decoded = dict(decode_backend=cfg.decode_backend, decode_compiled=cfg.compile_decode) if part == "generate" else {}
             rows.append(dict(part=part, arch=arch, length=T, **result, **decoded, **env))
             tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
             write_csv(rows, cfg.out + ".csv", COLUMNS)

@@ -197,7 +197,7 @@ class Attention(nn.Module):
         # where these T tokens are: from the host for a prompt (any T), from the device for a
         # decoding step (T = 1), so that a captured CUDA graph reads the current position
         decoding = cache is not None and T == 1
-        p0 = cache.pos if cache is not None else 0
+        p0 = cache.pos if cache is not None and not decoding else 0  # a step reads no host position
         if self.kind in "GS":
             cos, sin = (rope[0][cache.pos_t], rope[1][cache.pos_t]) if decoding else (rope[0][p0:p0 + T], rope[1][p0:p0 + T])
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # cos, sin (T, hd/2)
@@ -368,30 +368,50 @@ class GPT(nn.Module):
                 logits = step(idx_next) if use_cache else self(idx)[0]
         return idx
 
-    def decoder(self, cache, cuda_graph=False):
+    def decode_step(self, token, cache, rope):
+        """token (B, 1) -> logits (B, 1, vocab): one decoding step on the device alone. It reads the
+        position from cache.pos_t and moves it, never the host's cache.pos, so every step is the
+        same computation: what a CUDA graph captures and torch.compile compiles once. The caller
+        checks the room and moves cache.pos (GPT.decoder)."""
+        x = self.transformer.wte(token)  # (B, 1, n_embd)
+        for block in self.transformer.h:
+            x = block(x, rope, cache)
+        cache.pos_t += 1
+        return self.lm_head(self.transformer.ln_f(x))  # (B, 1, vocab)
+
+    def decoder(self, cache, cuda_graph=False, compile=False):
         """A decoding step, token (B, 1) -> logits (B, 1, vocab), that advances the cache. With
         cuda_graph (a cache on the GPU) the step is captured once as a CUDA graph and replayed:
         its ~15 small kernels per layer then cost one launch, which at small batch is most of
-        the step's time. The graph reads the RoPE tables and (under autocast) autocast's cached
-        bf16 copies of the weights by address: replay it inside the same `with torch.autocast`
-        block that captured it, as `generate` does. Its logits tensor is reused by every step.
-        The attention of each step is attention_decode's path chosen by set_decode_backend."""
+        the step's time. With compile (True, or a torch.compile backend), decode_step is
+        compiled first, so that its small operations fuse into fewer kernels (opt-in: not yet
+        measured). The graph reads the RoPE tables and (under autocast) autocast's cached bf16
+        copies of the weights by address: replay it inside the same `with torch.autocast` block
+        that captured it, as `generate` does. Its logits tensor is reused by every step. The
+        attention of each step is attention_decode's path chosen by set_decode_backend."""
+        rope = self.rope_for(cache.max_len, cache.pos_t.device)
+        run = self.decode_step
+        if compile:
+            run = torch.compile(run, dynamic=False, backend="inductor" if compile is True else compile)
         if not cuda_graph:
-            return lambda token: self(token, cache=cache)[0]
+            def step(token):
+                cache.check_room(1)
+                logits = run(token, cache, rope)
+                cache.pos += 1
+                return logits
+            return step
         pos, device = cache.pos, cache.pos_t.device
         static_token = torch.zeros(cache.batch_size, 1, dtype=torch.long, device=device)
         side = torch.cuda.Stream(device)  # once outside the graph, as torch.cuda.graph's docs ask:
-        side.wait_stream(torch.cuda.current_stream(device))  # lazy setup (cuBLAS handles, ...)
+        side.wait_stream(torch.cuda.current_stream(device))  # lazy setup (cuBLAS handles, compiling, ...)
         with torch.cuda.stream(side):
-            self(static_token, cache=cache)
+            run(static_token, cache, rope)
         torch.cuda.current_stream(device).wait_stream(side)
         cache.rewind(pos)  # its write to slot pos is overwritten by the first real step
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            static_logits, _ = self(static_token, cache=cache)
-        cache.rewind(pos)  # capturing ran nothing on the GPU, but moved the host position
-
-        rope = self.rope  # kept alive with the graph, which reads it by address
+            static_logits = run(static_token, cache, rope)
+        cache.rewind(pos)  # capturing ran nothing on the GPU
 
         def step(token):
             assert self.rope is rope, "the RoPE tables were regrown after the decoding step was captured"

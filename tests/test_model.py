@@ -154,6 +154,52 @@ def test_cache_in_chunks_and_steps_equals_the_full_forward(arch, window):
     assert cache.pos == 41
 
 
+@pytest.mark.parametrize("arch", ["swan", "swat"])
+def test_a_compiled_decoding_step_compiles_once_and_equals_the_eager_one(arch):
+    # 30 steps after a prompt of 10, past the window (5) and block_size (24): the step reads only
+    # device state, so what is compiled at the first step serves every later position
+    model = make(arch, std=0.5, scale_base=10.0 if arch == "swan" else None).double().eval()
+    torch._dynamo.reset()  # what other tests compiled counts towards dynamo's limit of recompilations
+    graphs = []
+
+    def counting_backend(gm, example_inputs):  # a torch.compile backend that runs what dynamo traced
+        graphs.append(gm)
+        return gm.forward
+
+    logits, compiled_at_first_step = {}, 0
+    for name, compile in (("eager", False), ("compiled", counting_backend)):
+        cache = KVCache(model.config, 2, 40, "cpu")
+        last, _ = model(tokens(2, 10), cache=cache)
+        step, token, seen = model.decoder(cache, compile=compile), last.argmax(-1), []
+        for k in range(30):
+            seen.append(step(token).clone())  # (2, 1, vocab)
+            token = seen[-1].argmax(-1)
+            compiled_at_first_step = compiled_at_first_step or len(graphs)
+        logits[name] = torch.cat(seen, dim=1)  # (2, 30, vocab)
+        assert cache.pos == 40 and cache.pos_t.item() == 40
+    assert compiled_at_first_step >= 1 and len(graphs) == compiled_at_first_step  # no recompiling per position
+    torch.testing.assert_close(logits["compiled"], logits["eager"], rtol=0, atol=1e-12)
+    assert len(set(logits["eager"].argmax(-1).flatten().tolist())) > 3  # varied continuations
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_compiled_decoding_step_in_a_cuda_graph():
+    # Inductor's kernels captured in the CUDA graph: the same logits as the eager step (float64:
+    # the attention takes its PyTorch path, so only the fusion of the small operations differs)
+    model = make("swan", std=0.5, window=17, n_embd=64).double().cuda().eval()
+    torch._dynamo.reset()
+    logits = []
+    for cuda_graph, compile in ((False, False), (True, True)):
+        cache = KVCache(model.config, 2, 70, "cuda")
+        last, _ = model(tokens(2, 10).cuda(), cache=cache)
+        step, token, seen = model.decoder(cache, cuda_graph=cuda_graph, compile=compile), last.argmax(-1), []
+        for _ in range(60):
+            seen.append(step(token).clone())
+            token = seen[-1].argmax(-1)
+        logits.append(torch.cat(seen, dim=1))  # (2, 60, vocab)
+    torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=1e-9)
+
+
 def test_generate_zero_one_and_two_tokens():
     model = make("swan", std=0.5)
     prompt = tokens(2, 3)
