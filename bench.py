@@ -188,7 +188,7 @@ def bench_generate(cfg, arch, model, C, B, device, bandwidth):
         logits, _ = model(prompt, cache=cache)
         sync(device)
         times.append(time.perf_counter() - t0)
-    step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda", compile=cfg.compile_decode)
+    step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda", compile_step=cfg.compile_decode)
     token = logits.argmax(-1)  # (B, 1): greedy, so every arch decodes the same kind of work
     for _ in range(2):  # untimed warm-up steps, then the timed ones
         sync(device)

@@ -368,6 +368,7 @@ class GPT(nn.Module):
                 logits = step(idx_next) if use_cache else self(idx)[0]
         return idx
 
+    @torch.no_grad()  # compiled with gradients on, the step's writes to the cache went wrong from step 2 on
     def decode_step(self, token, cache, rope):
         """token (B, 1) -> logits (B, 1, vocab): one decoding step on the device alone. It reads the
         position from cache.pos_t and moves it, never the host's cache.pos, so every step is the
@@ -379,20 +380,24 @@ class GPT(nn.Module):
         cache.pos_t += 1
         return self.lm_head(self.transformer.ln_f(x))  # (B, 1, vocab)
 
-    def decoder(self, cache, cuda_graph=False, compile=False):
+    def decoder(self, cache, cuda_graph=False, compile_step=False):
         """A decoding step, token (B, 1) -> logits (B, 1, vocab), that advances the cache. With
         cuda_graph (a cache on the GPU) the step is captured once as a CUDA graph and replayed:
         its ~15 small kernels per layer then cost one launch, which at small batch is most of
-        the step's time. With compile (True, or a torch.compile backend), decode_step is
-        compiled first, so that its small operations fuse into fewer kernels (opt-in: not yet
-        measured). The graph reads the RoPE tables and (under autocast) autocast's cached bf16
+        the step's time. With compile_step (True, or a torch.compile backend), decode_step is
+        compiled first, once for all positions, so that its small operations fuse into fewer
+        kernels (opt-in: not yet measured); after the prompt's pass only (it makes the cache's
+        buffers), and each new cache is one more compilation, of which dynamo allows 8 before it
+        quietly runs eagerly: torch._dynamo.reset() between many, as bench.py does. The graph reads the RoPE tables and (under autocast) autocast's cached bf16
         copies of the weights by address: replay it inside the same `with torch.autocast` block
         that captured it, as `generate` does. Its logits tensor is reused by every step. The
         attention of each step is attention_decode's path chosen by set_decode_backend."""
         rope = self.rope_for(cache.max_len, cache.pos_t.device)
         run = self.decode_step
-        if compile:
-            run = torch.compile(run, dynamic=False, backend="inductor" if compile is True else compile)
+        if compile_step:
+            if any(k is None for k in cache.k):
+                raise ValueError("compile a decoding step after the prompt's pass: it makes the cache's buffers")
+            run = torch.compile(run, dynamic=False, backend="inductor" if compile_step is True else compile_step)
         if not cuda_graph:
             def step(token):
                 cache.check_room(1)

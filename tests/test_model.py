@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from torch._dynamo.backends.debugging import aot_eager
 
 from attention import attention
 from model import ARCHS, GPT, GPTConfig, KVCache, alibi_slopes
@@ -162,15 +163,15 @@ def test_a_compiled_decoding_step_compiles_once_and_equals_the_eager_one(arch):
     torch._dynamo.reset()  # what other tests compiled counts towards dynamo's limit of recompilations
     graphs = []
 
-    def counting_backend(gm, example_inputs):  # a torch.compile backend that runs what dynamo traced
+    def counting_backend(gm, example_inputs):  # counts what dynamo traced, runs it through AOTAutograd as Inductor would
         graphs.append(gm)
-        return gm.forward
+        return aot_eager(gm, example_inputs)
 
     logits, compiled_at_first_step = {}, 0
-    for name, compile in (("eager", False), ("compiled", counting_backend)):
+    for name, compile_step in (("eager", False), ("compiled", counting_backend)):
         cache = KVCache(model.config, 2, 40, "cpu")
         last, _ = model(tokens(2, 10), cache=cache)
-        step, token, seen = model.decoder(cache, compile=compile), last.argmax(-1), []
+        step, token, seen = model.decoder(cache, compile_step=compile_step), last.argmax(-1), []
         for k in range(30):
             seen.append(step(token).clone())  # (2, 1, vocab)
             token = seen[-1].argmax(-1)
@@ -180,6 +181,8 @@ def test_a_compiled_decoding_step_compiles_once_and_equals_the_eager_one(arch):
     assert compiled_at_first_step >= 1 and len(graphs) == compiled_at_first_step  # no recompiling per position
     torch.testing.assert_close(logits["compiled"], logits["eager"], rtol=0, atol=1e-12)
     assert len(set(logits["eager"].argmax(-1).flatten().tolist())) > 3  # varied continuations
+    with pytest.raises(ValueError, match="after the prompt's pass"):
+        model.decoder(KVCache(model.config, 2, 40, "cpu"), compile_step=counting_backend)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
@@ -189,10 +192,10 @@ def test_a_compiled_decoding_step_in_a_cuda_graph():
     model = make("swan", std=0.5, window=17, n_embd=64).double().cuda().eval()
     torch._dynamo.reset()
     logits = []
-    for cuda_graph, compile in ((False, False), (True, True)):
+    for cuda_graph, compile_step in ((False, False), (True, True)):
         cache = KVCache(model.config, 2, 70, "cuda")
         last, _ = model(tokens(2, 10).cuda(), cache=cache)
-        step, token, seen = model.decoder(cache, cuda_graph=cuda_graph, compile=compile), last.argmax(-1), []
+        step, token, seen = model.decoder(cache, cuda_graph=cuda_graph, compile_step=compile_step), last.argmax(-1), []
         for _ in range(60):
             seen.append(step(token).clone())
             token = seen[-1].argmax(-1)
