@@ -388,9 +388,10 @@ class GPT(nn.Module):
         compiled first, once for all positions, so that its small operations fuse into fewer
         kernels (opt-in: not yet measured); after the prompt's pass only (it makes the cache's
         buffers), and each new cache is one more compilation, of which dynamo allows 8 before it
-        quietly runs eagerly: torch._dynamo.reset() between many, as bench.py does. The graph reads the RoPE tables and (under autocast) autocast's cached bf16
-        copies of the weights by address: replay it inside the same `with torch.autocast` block
-        that captured it, as `generate` does. Its logits tensor is reused by every step. The
+        quietly runs eagerly: torch._dynamo.reset() between many, as bench.py does. The graph
+        reads the RoPE tables and (under autocast) autocast's cached bf16 copies of the weights
+        by address: replay it inside the same `with torch.autocast` block that captured it, as
+        `generate` does. Its logits tensor is reused by every step. The
         attention of each step is attention_decode's path chosen by set_decode_backend."""
         rope = self.rope_for(cache.max_len, cache.pos_t.device)
         run = self.decode_step

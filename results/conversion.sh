@@ -31,10 +31,7 @@ EVAL_ARGS=${EVAL_ARGS:-}
 RECIPES=${RECIPES:-restart +adam +layers +both continue +both-2L +layers-2L +layers-4L +distill +distill-4L}
 STEPS=${STEPS:-40 100 200}
 RETRIEVAL_RUNS=${RETRIEVAL_RUNS-restart-100 +both-100}  # empty: none
-GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
-read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
-stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
-trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
+source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
 mkdir -p "$RUNS"
 
 pids=()

@@ -26,10 +26,7 @@ RUNS=${RUNS:-out-retrieval}
 PREFIX=${PREFIX:-results/retrieval}
 MIX=${MIX:---retrieval=0.5 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue}
 ONLY=${ONLY:-}
-GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
-read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
-stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
-trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
+source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
 mkdir -p "$RUNS"
 declare -A SETTINGS=(
     [gpt]="--arch=gpt $MIX" [nope]="--arch=nope $MIX" [swa]="--arch=swa $MIX" [swan]="--arch=swan $MIX"

@@ -23,10 +23,7 @@ declare -A MIXES=(
     [late-w10]="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10"
 )
 NAMES=${MIXES_TO_RUN:-uniform uniform-k8 quarter late quarter-w10 late-w10}
-GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
-read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
-stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
-trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
+source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
 pids=() n=0
 for name in $NAMES; do
     [ -n "${MIXES[$name]+set}" ] || { echo "error: MIXES_TO_RUN: unknown mix $name; the mixes are ${!MIXES[*]}" >&2; exit 1; }

@@ -56,10 +56,7 @@ EVAL_ARGS=${EVAL_ARGS:-}
 SAMPLE_ARGS=${SAMPLE_ARGS:-}
 ONLY=${ONLY:-}
 DATA=$RUNS/data
-GPUS=${GPUS:-${CUDA_VISIBLE_DEVICES:-$($PYTHON -c "import torch; print(','.join(map(str, range(max(1, torch.cuda.device_count())))))")}}
-read -ra SLOTS <<< "${GPUS//,/ }"  # the GPU ids to spread the work over
-stop_children() { for p in $(jobs -p); do pkill -P "$p" 2>/dev/null; kill "$p" 2>/dev/null; done; true; }
-trap stop_children EXIT  # a failure leaves no training or evaluation running behind it
+source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
 
 MIX="--retrieval=0.19 --retrieval_keys=4"
 CONVERT="--arch=swan --window=$WINDOW"
