@@ -117,9 +117,11 @@ def alibi_slopes(n_head, sign_pattern):
     return torch.cat([-half, half])
 
 
-def rope_tables(n_pos, head_dim, base, device):
+def rope_tables(n_pos, head_dim, base, device, fraction=1.0):
+    """cos and sin of RoPE's angles at positions 0..n_pos-1, each angle times fraction (a number
+    or a 0-dim tensor: GPT.set_rope_fade's)."""
     inv_freq = base ** -(torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
-    angles = torch.outer(torch.arange(n_pos, dtype=torch.float32, device=device), inv_freq)
+    angles = torch.outer(torch.arange(n_pos, dtype=torch.float32, device=device), inv_freq) * fraction
     return angles.cos(), angles.sin()  # (n_pos, head_dim/2) each
 
 
@@ -190,7 +192,7 @@ class Attention(nn.Module):
         slopes = alibi_slopes(config.n_head, config.alibi) if config.alibi != "none" else None
         self.register_buffer("alibi_slopes", slopes, persistent=False)  # no parameters: conversion loads strictly
 
-    def forward(self, x, rope, cache=None):
+    def forward(self, x, rope, cache=None, faded=None):
         B, T, C = x.shape
         qkv = self.c_attn(x).view(B, T, self.n_head + 2 * self.n_kv_head, self.head_dim).transpose(1, 2)
         q, k, v = qkv.split([self.n_head, self.n_kv_head, self.n_kv_head], dim=1)  # (B, H or Hkv, T, hd)
@@ -201,6 +203,8 @@ class Attention(nn.Module):
         if self.kind in "GS":
             cos, sin = (rope[0][cache.pos_t], rope[1][cache.pos_t]) if decoding else (rope[0][p0:p0 + T], rope[1][p0:p0 + T])
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)  # cos, sin (T, hd/2)
+        elif faded is not None:  # an N layer of a conversion whose RoPE is fading out (GPT.set_rope_fade)
+            q, k = apply_rope(q, *faded), apply_rope(k, *faded)
         elif self.config.scale_base is not None and not self.training:
             # dynamic attention scaling (NoPE layers, inference only): the query at position n is
             # multiplied by log(a + n) / log(a), sharpening attention as the context grows
@@ -263,8 +267,8 @@ class Block(nn.Module):
         self.ln_1, self.attn = nn.RMSNorm(config.n_embd, eps=config.norm_eps), Attention(config, layer)
         self.ln_2, self.mlp = nn.RMSNorm(config.n_embd, eps=config.norm_eps), MLP(config)
 
-    def forward(self, x, rope, cache=None):
-        x = x + self.attn(self.ln_1(x), rope, cache)
+    def forward(self, x, rope, cache=None, faded=None):
+        x = x + self.attn(self.ln_1(x), rope, cache, faded)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -280,6 +284,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.transformer.wte.weight = self.lm_head.weight  # tied input/output embeddings
         self.rope = None  # (cos, sin) tables, grown on demand: extrapolation runs past block_size
+        self.register_buffer("rope_fade", None, persistent=False)  # or 0-dim: the fraction of RoPE the N layers still get
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2: residual projections scaled by depth
             if name.endswith("c_proj.weight"):
@@ -294,6 +299,23 @@ class GPT(nn.Module):
         if base is not None and not base > 1:
             raise ValueError(f"scale_base must be None or a number > 1 (log(a) must be positive), got {base}")
         self.config.scale_base = base  # the attention layers share this config and read it per call
+        return self
+
+    def set_rope_fade(self, fraction):
+        """A conversion's N layers while they learn to work without RoPE (train.py --rope_fade):
+        with fraction f in (0, 1] they rotate queries and keys by f times RoPE's angles, so that
+        f going down to 0 takes them from the source's RoPE to none in small steps instead of
+        one. None or 0: no RoPE (an N layer as it is). Training only: a cache is refused. The
+        value lives in a tensor, changed in place, so a compiled model does not recompile for
+        each new f."""
+        if fraction is None or fraction == 0:
+            self.rope_fade = None
+        elif not 0 < fraction <= 1:
+            raise ValueError(f"rope fade must be a fraction in [0, 1] or None, got {fraction}")
+        elif self.rope_fade is None:
+            self.rope_fade = torch.tensor(float(fraction), device=self.lm_head.weight.device)
+        else:
+            self.rope_fade.fill_(fraction)
         return self
 
     def set_decode_backend(self, backend):
@@ -325,9 +347,13 @@ class GPT(nn.Module):
         if cache is not None:
             cache.check_room(T)
         rope = self.rope_for(cache.max_len if cache is not None else T, idx.device)
+        faded = None
+        if self.rope_fade is not None:
+            assert cache is None, "a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode"
+            faded = rope_tables(T, self.config.head_dim, self.config.rope_base, idx.device, self.rope_fade)
         x = self.transformer.wte(idx)  # (B, T, n_embd)
         for block in self.transformer.h:
-            x = block(x, rope, cache)
+            x = block(x, rope, cache, faded)
         x = self.transformer.ln_f(x)
         if cache is not None:
             cache.advance(T)

@@ -74,6 +74,7 @@ class TrainConfig:
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
     distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly, within its training length)
     distill_weight: float = 0.5  # with distill_from: loss = (1 - w) cross-entropy + w KL(teacher || model)
+    rope_fade: float = 0.0  # a conversion's new N layers keep RoPE, its angles shrinking linearly to none over this fraction of max_iters (0: dropped at once)
     stop_at: int = 0  # save and stop at this iteration, to be resumed later (the schedule stays max_iters'); 0 = run to the end
 
 
@@ -129,6 +130,14 @@ def get_lr(it, cfg):
     progress = min(1.0, (it - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters))
     min_lr = cfg.learning_rate * cfg.min_lr_ratio
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.learning_rate - min_lr)
+
+
+def rope_fraction(it, cfg):
+    """--rope_fade: the fraction of RoPE's angles a conversion's N layers get at iteration it,
+    1 at the start down to 0 at rope_fade * max_iters and after (GPT.set_rope_fade)."""
+    if cfg.rope_fade == 0 or cfg.max_iters == 0:
+        return 0.0
+    return max(0.0, 1 - it / (cfg.rope_fade * cfg.max_iters))
 
 
 @torch.no_grad()
@@ -191,7 +200,8 @@ def check_settings(cfg, model_settings):
             ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)"),
             ("retrieval_answer_weight", cfg.retrieval_answer_weight > 0, "> 0"),
             ("stop_at", cfg.stop_at == 0 or 0 < cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)"),
-            ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]")]:
+            ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]"),
+            ("rope_fade", 0 <= cfg.rope_fade < 1, "a fraction of max_iters in [0, 1)")]:
         if not ok:
             raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
     if cfg.nope_layers not in ("pattern", "measured", "measured-spread"):
@@ -203,6 +213,8 @@ def check_settings(cfg, model_settings):
                          f"answers; give a mix with --retrieval=F")
     if cfg.source_optimizer and cfg.init_from == "scratch":
         raise SystemExit("error: --source_optimizer is for a conversion (--init_from=RUN); this run starts from scratch")
+    if cfg.rope_fade and cfg.init_from == "scratch":
+        raise SystemExit("error: --rope_fade fades out the RoPE a conversion's N layers had (--init_from=RUN); this run starts from scratch")
     unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
     if unknown:
         raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")
@@ -548,6 +560,7 @@ def main(argv):
     step_time = 0.0
     with ctrl_c(run) as stop:
         for it in range(start_iter, cfg.max_iters + 1):
+            model.set_rope_fade(rope_fraction(it, cfg))  # the steps and the evaluation of iteration it alike
             # evaluate every eval_interval (a resumed run did so before its checkpoint was saved)
             if (it % cfg.eval_interval == 0 or it == cfg.max_iters) and not (it == start_iter > 0):
                 val_loss = estimate_val_loss(runner, val_tokens, cfg, L, device, autocast, rank, world)

@@ -15,6 +15,11 @@
 #   +distill     +layers, plus a KL term to gpt's logits (--distill_from)
 #   +distill-4L  +layers-4L with that term on the first L positions of each sequence (past L the
 #                teacher, a RoPE model trained at L, is no teacher: conversion.distill_kl)
+#   +distill-fade  +distill, the N layers keeping RoPE at a fraction of its angles that falls
+#                linearly from 1 to 0 over the first half of the steps (--rope_fade=0.5)
+#   +distill-lr2   +distill at twice the peak rate (2e-3)
+#   +distill-kl    +distill on the teacher alone (--distill_weight=1: no cross-entropy)
+#   +distill-adam  +distill continuing gpt's AdamW moments (--source_optimizer)
 #
 #   bash results/conversion.sh        # one H100: about 10 minutes before the two +distill recipes (reuses RUNS/{gpt,swan} if there)
 #
@@ -60,6 +65,10 @@ recipe() {  # the settings of a recipe
         +layers-2L) echo "--learning_rate=1e-3 --nope_layers=measured --block_size=1024 --batch_size=32" ;;
         +layers-4L) echo "--learning_rate=1e-3 --nope_layers=measured --block_size=2048 --batch_size=16" ;;
         +distill)  echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt" ;;
+        +distill-fade) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --rope_fade=0.5" ;;
+        +distill-lr2) echo "--learning_rate=2e-3 --nope_layers=measured --distill_from=$RUNS/gpt" ;;
+        +distill-kl) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --distill_weight=1" ;;
+        +distill-adam) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --source_optimizer" ;;
         +distill-4L) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --block_size=2048 --batch_size=16" ;;
         *) echo "unknown recipe $1" >&2; exit 1 ;;
     esac

@@ -2,17 +2,19 @@
 # Retrieval far beyond the training length, the second headline result: the five architectures
 # and two other NoPE:SWA ratios of swan (1:1 "NS", 1:7 "NSSSSSSS"), each trained with the
 # headline config (config/gutenberg.py: 29M parameters, L = 512, window 128, same tokens, data
-# order and schedule) and the same retrieval mix (MIX: half the sequences are needle tasks, at
-# most 4 keys, multikey and multivalue drawn twice as often as passkey, which is learned fastest),
-# plus swan without the mix, to measure what the mix costs in language-model loss.
+# order and schedule) and the same retrieval mix (MIX: from halfway on, half the sequences are
+# needle tasks with at most 4 keys, multikey and multivalue drawn twice as often as passkey, which
+# is learned fastest, and each answer token weighs 10 times in the loss: the mix that taught
+# multikey in results/retrieval_mix.sh), plus swan without the mix, to measure what the mix costs
+# in language-model loss.
 # Then extrapolate.py --task=retrieval at L ... 128 L, every task and depth, scaling off and at
 # each run's tuned base.
 #
 #   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
 #   bash results/retrieval.sh                            # one H100: about 11 minutes
 #
-#   MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10" PREFIX=results/retrieval_w10 \
-#       bash results/retrieval.sh                        # the mix that taught multikey (retrieval_mix.sh)
+#   MIX="--retrieval=0.5 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue" \
+#       PREFIX=results/retrieval_uniform bash results/retrieval.sh   # the earlier mix: all along, answers weighed 1
 #
 # The trainings run side by side, spread over the GPUs there are (their compiles overlap); with
 # two or more GPUs the evaluation is split in two halves, one per GPU, both holding swan, and
@@ -24,7 +26,7 @@ set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-retrieval}
 PREFIX=${PREFIX:-results/retrieval}
-MIX=${MIX:---retrieval=0.5 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue}
+MIX=${MIX:---retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue}
 ONLY=${ONLY:-}
 source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
 mkdir -p "$RUNS"

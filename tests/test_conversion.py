@@ -14,7 +14,7 @@ import train
 from common import autocast_for
 from conversion import distill_kl, layer_costs, measured_pattern, spread_pattern
 from data.prepare import prepare
-from model import GPT, GPTConfig
+from model import GPT, GPTConfig, rope_tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -215,3 +215,54 @@ def test_distillation_settings_are_refused_in_one_line(tiny_data, tiny_args, tmp
     train.main(args + [f"--data_dir={other}", f"--out_dir={tmp_path / 'teacher'}", "--max_iters=1", "--vocab_size=300"])
     with pytest.raises(SystemExit, match=r"error: --distill_from: .*ckpt.pt was trained with another tokenizer"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--distill_from={tmp_path / 'teacher'}"])
+
+
+def test_a_fading_rope_takes_n_layers_from_rope_to_none():
+    # fraction 1: an N layer is the G layer it came from; None: the N layer; 0.5: neither, in between
+    torch.manual_seed(0)
+    swan = GPT(GPTConfig(vocab_size=40, block_size=67, n_layer=2, n_head=2, n_embd=16, layer_pattern="NS", window=5)).eval()
+    with torch.no_grad():  # sharp attention, so that positions matter to the logits
+        for block in swan.transformer.h:
+            block.attn.c_attn.weight.mul_(30)
+    gpt = GPT(GPTConfig(**{**vars(swan.config), "layer_pattern": "GS"})).eval()
+    gpt.load_state_dict(swan.state_dict())
+    x = torch.randint(0, 40, (3, 67))
+    nope, rope = swan(x, last=67)[0], gpt(x, last=67)[0]
+    assert (nope - rope).abs().max().item() > 0.1  # the two differ, so the checks below can fail
+    assert torch.allclose(swan.set_rope_fade(1.0)(x, last=67)[0], rope, atol=1e-4)
+    half = swan.set_rope_fade(0.5)(x, last=67)[0]
+    assert min((half - nope).abs().max().item(), (half - rope).abs().max().item()) > 0.01
+    # the fraction multiplies every angle p * rope_base^(-2i/hd): checked against float64 by hand
+    cos, sin = rope_tables(67, 8, 10000.0, "cpu", torch.tensor(0.3))
+    angles = torch.arange(67, dtype=torch.float64)[:, None] * 10000.0 ** -(torch.arange(0, 8, 2, dtype=torch.float64) / 8)
+    assert torch.allclose(cos.double(), (0.3 * angles).cos(), atol=1e-5) and torch.allclose(sin.double(), (0.3 * angles).sin(), atol=1e-5)
+    assert torch.allclose(swan.set_rope_fade(0)(x, last=67)[0], nope)  # 0 is None: no RoPE at all
+    assert swan.rope_fade is None
+    with pytest.raises(ValueError, match=r"rope fade must be a fraction in \[0, 1\] or None, got 1.5"):
+        swan.set_rope_fade(1.5)
+
+
+def test_rope_fade_goes_linearly_to_zero_over_its_fraction_of_the_run(tiny_args, tmp_path):
+    cfg = train.TrainConfig(max_iters=20, rope_fade=0.5)
+    assert [train.rope_fraction(it, cfg) for it in (0, 5, 9, 10, 19)] == [1.0, 0.5, 0.09999999999999998, 0.0, 0.0]
+    assert train.rope_fraction(3, train.TrainConfig(max_iters=20)) == 0.0
+    with pytest.raises(SystemExit, match=r"--rope_fade fades out the RoPE a conversion's N layers had"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--rope_fade=0.5"])
+    with pytest.raises(SystemExit, match=r"--rope_fade=1.0 must be a fraction of max_iters in \[0, 1\)"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--rope_fade=1"])
+
+
+def test_a_conversion_with_a_fading_rope_ends_without_it_and_resumes_exactly(tiny_args, tmp_path):
+    train.main(tiny_args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=10", "--eval_interval=10"])
+    convert = tiny_args + [f"--init_from={tmp_path / 'gpt'}", "--arch=swan", "--max_iters=6", "--eval_interval=6",
+                           "--nope_layers=pattern", "--rope_fade=0.5"]
+    train.main(convert + [f"--out_dir={tmp_path / 'whole'}"])
+    train.main(convert + [f"--out_dir={tmp_path / 'parts'}", "--stop_at=2"])  # stopped mid-fade (fraction 1/3)
+    train.main(["--init_from=resume", f"--out_dir={tmp_path / 'parts'}"])
+    whole, parts = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("whole", "parts"))
+    assert whole["train_config"]["rope_fade"] == 0.5 and whole["iter"] == parts["iter"] == 6
+    assert all(torch.equal(whole["model"][k], parts["model"][k]) for k in whole["model"])
+    # and the fade changed the run: the same conversion without it ends elsewhere
+    train.main([a for a in convert if a != "--rope_fade=0.5"] + [f"--out_dir={tmp_path / 'abrupt'}"])
+    abrupt = torch.load(tmp_path / "abrupt" / "ckpt.pt", weights_only=True)
+    assert abs(abrupt["val_loss"] - whole["val_loss"]) > 1e-4
