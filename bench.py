@@ -6,7 +6,7 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
     python bench.py --archs=gpt,swan --train_lengths=8192 --contexts=32768 --batches=8
     python bench.py --cpu_smoke                       # a tiny version on the CPU (the tests run it)
     python bench.py --decode_backend=triton           # decoding through attention_decode_triton.py
-    python bench.py --compile_decode                  # the decoding step compiled, then captured (not yet measured)
+    python bench.py --compile_decode                  # the decoding step compiled, then captured
 
 1. Training: optimizer steps (forward, backward, fused AdamW) of train_tokens tokens each
    (batch = train_tokens / T), bf16 autocast over fp32 weights as train.py trains, each block

@@ -20,13 +20,15 @@
 #   +distill-lr2   +distill at twice the peak rate (2e-3)
 #   +distill-kl    +distill on the teacher alone (--distill_weight=1: no cross-entropy)
 #   +distill-adam  +distill continuing gpt's AdamW moments (--source_optimizer)
+#   +distill-adam-kl  both of the last two
 #
 #   bash results/conversion.sh        # one H100: about 10 minutes before the two +distill recipes (reuses RUNS/{gpt,swan} if there)
 #
 # Trainings run side by side, spread over the GPUs there are. Settings: PYTHON, RUNS, PREFIX
 # (default results/conversion: PREFIX.csv the gaps, PREFIX.png the figure, PREFIX_loss.csv every
 # loss, PREFIX_retrieval.csv/png the needle tasks), TRAIN_ARGS and EVAL_ARGS for every training
-# and evaluation, RECIPES, STEPS and RETRIEVAL_RUNS to run a part.
+# and evaluation, RECIPES, STEPS and RETRIEVAL_RUNS to run a part, SEEDS to repeat the conversions
+# with other data orders (SEEDS="11 12 13": how much of a difference is noise).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-gutenberg}
@@ -35,6 +37,7 @@ TRAIN_ARGS=${TRAIN_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
 RECIPES=${RECIPES:-restart +adam +layers +both continue +both-2L +layers-2L +layers-4L +distill +distill-4L}
 STEPS=${STEPS:-40 100 200}
+SEEDS=${SEEDS:-1337}  # the conversions' data order (train.py --seed); another than 1337 is named -seedN
 RETRIEVAL_RUNS=${RETRIEVAL_RUNS-restart-100 +both-100}  # empty: none
 source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
 mkdir -p "$RUNS"
@@ -69,6 +72,7 @@ recipe() {  # the settings of a recipe
         +distill-lr2) echo "--learning_rate=2e-3 --nope_layers=measured --distill_from=$RUNS/gpt" ;;
         +distill-kl) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --distill_weight=1" ;;
         +distill-adam) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --source_optimizer" ;;
+        +distill-adam-kl) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --source_optimizer --distill_weight=1" ;;
         +distill-4L) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --block_size=2048 --batch_size=16" ;;
         *) echo "unknown recipe $1" >&2; exit 1 ;;
     esac
@@ -81,12 +85,15 @@ wait_all
 
 runs=()
 for steps in $STEPS; do
-    for name in $RECIPES; do
-        warmup=$((steps / 10))
-        [ "$name" = continue ] && warmup=0
-        train "gpt2swan$name-$steps" --init_from="$RUNS/gpt" --arch=swan --max_iters="$steps" --warmup_iters=$warmup \
-            --eval_interval="$steps" --compile=false $(recipe "$name")
-        runs+=("$RUNS/gpt2swan$name-$steps")
+    for seed in $SEEDS; do
+        for name in $RECIPES; do
+            warmup=$((steps / 10))
+            [ "$name" = continue ] && warmup=0
+            run="gpt2swan$name$([ "$seed" = 1337 ] || echo "-seed$seed")-$steps"  # 1337: train.py's default seed
+            train "$run" --init_from="$RUNS/gpt" --arch=swan --max_iters="$steps" --warmup_iters=$warmup \
+                --eval_interval="$steps" --compile=false --seed="$seed" $(recipe "$name")
+            runs+=("$RUNS/$run")
+        done
     done
     wait_all
 done
