@@ -35,7 +35,7 @@ from common import autocast_for, check_positive, parse_settings, pick_device, pr
 from conversion import (SIZES, check_conversion, choose_nope_layers, conversion_note, distill_kl, load_teacher,
                         ready_teacher)
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
-from data.tasks import TASKS, TaskMaker
+from data.tasks import LIST_LAST, TASKS, TaskMaker
 from model import ARCHS, GPT, GPTConfig
 
 DEFAULT_DATA = "data/shakespeare"  # prepared on first use; any other data_dir must exist
@@ -69,6 +69,7 @@ class TrainConfig:
     retrieval_tasks: str = "passkey,multikey,multivalue"  # drawn uniformly: a task named twice comes twice as often
     retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
     retrieval_answer_weight: float = 1.0  # each answer token of a needle example counts this many times in the training loss
+    retrieval_list: str = "and"  # multivalue's answer: "and" (d1, d2 and d3: needs the count to place "and") | "commas" (d1, d2, d3)
     overwrite: bool = False  # a new run may replace the run already in out_dir
     nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "measured-spread" (as many per group of the pattern's length) | "pattern"
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
@@ -215,6 +216,8 @@ def check_settings(cfg, model_settings):
         raise SystemExit("error: --source_optimizer is for a conversion (--init_from=RUN); this run starts from scratch")
     if cfg.rope_fade and cfg.init_from == "scratch":
         raise SystemExit("error: --rope_fade fades out the RoPE a conversion's N layers had (--init_from=RUN); this run starts from scratch")
+    if cfg.retrieval_list not in LIST_LAST:
+        raise SystemExit(f"error: --retrieval_list must be {' or '.join(LIST_LAST)}, got {cfg.retrieval_list!r}")
     unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
     if unknown:
         raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")
@@ -319,7 +322,7 @@ def load_data(cfg, master, distributed):
         meta = load_meta(cfg.data_dir)
         train_tokens, train_spans = load_split(cfg.data_dir, "train")
         val_tokens, _ = load_split(cfg.data_dir, "val")
-        tasks = (TaskMaker(load_tokenizer(cfg.data_dir)), train_tokens, train_spans) if cfg.retrieval > 0 else None
+        tasks = (TaskMaker(load_tokenizer(cfg.data_dir), cfg.retrieval_list), train_tokens, train_spans) if cfg.retrieval > 0 else None
     except DataError as e:
         raise SystemExit(f"error: {e}")
     return meta, train_tokens, val_tokens, tasks

@@ -55,7 +55,10 @@ TEMPLATES = {
     "multivalue": {"needle": (" One of the special magic numbers for", WORD, " is", NUMBER, "."),
                    "question": ("\nWhat are all the special magic numbers for", WORD, "? They are")},
 }
-LIST_SEPARATOR, LIST_LAST = ",", " and"  # multivalue's answer: " d1, d2, ... and dV"
+# multivalue's answer: " d1, d2, ... and dV" ("and": writing it needs the count V, to know which
+# value is the last) or " d1, d2, ..., dV" ("commas": it does not)
+LIST_SEPARATOR = ","
+LIST_LAST = {"and": " and", "commas": ","}
 
 
 @dataclass
@@ -68,10 +71,15 @@ class Example:
 
 
 class TaskMaker:
-    def __init__(self, enc):
+    def __init__(self, enc, multivalue_list="and"):
+        """enc: the tokenizer (tiktoken's interface); multivalue_list: the form of multivalue's
+        answer, a key of LIST_LAST."""
+        if multivalue_list not in LIST_LAST:
+            raise DataError(f"unknown multivalue list form {multivalue_list!r}; the forms are {', '.join(LIST_LAST)}")
         self.enc = enc
+        self.list_last = LIST_LAST[multivalue_list]
         texts = [p for t in TEMPLATES.values() for part in t.values() for p in part if isinstance(p, str)]
-        self.piece = {text: enc.encode_ordinary(text) for text in texts + [LIST_SEPARATOR, LIST_LAST]}
+        self.piece = {text: enc.encode_ordinary(text) for text in texts + [LIST_SEPARATOR, *LIST_LAST.values()]}
         self.word_ids = [enc.encode_ordinary(" " + w) for w in WORDS]
         self.is_sentence_end = np.zeros(enc.n_vocab, dtype=bool)  # (vocab,)
         for i in range(enc.n_vocab):
@@ -112,7 +120,7 @@ class TaskMaker:
 
     def _answer_length(self, numbers):
         n = len(numbers)
-        return sum(map(len, numbers)) + len(self.piece[LIST_SEPARATOR]) * max(n - 2, 0) + len(self.piece[LIST_LAST]) * (n > 1)
+        return sum(map(len, numbers)) + len(self.piece[LIST_SEPARATOR]) * max(n - 2, 0) + len(self.piece[self.list_last]) * (n > 1)
 
     def make(self, task, T, tokens, spans, rng, depth=None, num_keys=None):
         """One Example of exactly T tokens; everything random is drawn from rng (a np.random.Generator)."""
@@ -153,7 +161,7 @@ class TaskMaker:
         else:  # every value, in the order the needles appear
             answer = []
             for k, i in enumerate(order):
-                answer += (self.piece[LIST_LAST] if k == n - 1 else self.piece[LIST_SEPARATOR]) if k else []
+                answer += (self.piece[self.list_last] if k == n - 1 else self.piece[LIST_SEPARATOR]) if k else []
                 answer += numbers[i]
         parts += [filler[previous:], np.array(question + answer, dtype=np.int64)]
         sequence = np.concatenate(parts)  # (T,)

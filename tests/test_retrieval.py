@@ -154,6 +154,19 @@ def test_the_mix_replaces_a_fraction_of_the_batch_and_is_a_pure_function(tiny_da
                            train.get_batch(tokens, 50, plain_cfg, 200, 0, "cpu", stream=0)[0])
 
 
+def test_the_mix_writes_multivalue_answers_in_the_form_asked(tiny_data):
+    for form, last in (("and", " and"), ("commas", ",")):
+        cfg, tokens, tasks = batch_args(tiny_data, retrieval=0.5, retrieval_tasks="multivalue", retrieval_keys=2,
+                                       retrieval_list=form)
+        assert tasks[0].list_last == last
+        x = train.get_batch(tokens, 3, cfg, 200, 0, "cpu", stream=0, tasks=tasks)[0]
+        question = tasks[0].piece["\nWhat are all the special magic numbers for"]
+        texts = [tasks[0].enc.decode(r) for r in x.tolist() if any(r[i:i + len(question)] == question for i in range(200))]
+        assert len(texts) in (10, 11)
+        # two values each (retrieval_keys=2): " d1 and d2" or " d1, d2"; the inputs lack only the last token
+        assert any(" and " in t.split("They are")[-1] for t in texts) == (form == "and")
+
+
 def test_answer_weights_mark_the_answers_and_weigh_the_objective(tiny_data):
     cfg, tokens, tasks = batch_args(tiny_data, retrieval=0.5, retrieval_tasks="passkey", retrieval_answer_weight=5)
     x, y, w = train.get_batch(tokens, 3, cfg, 200, 0, "cpu", stream=0, tasks=tasks)
@@ -199,6 +212,7 @@ def test_answer_weights_mark_the_answers_and_weigh_the_objective(tiny_data):
     (["--retrieval_start=1.5"], "--retrieval_start=1.5 must be a fraction"),
     (["--retrieval=0.5", "--retrieval_tasks=passkey,cloze"], "--retrieval_tasks: unknown task 'cloze'"),
     (["--retrieval=0.5", "--block_size=32"], "--retrieval with --retrieval_keys=4 needs block_size >= "),
+    (["--retrieval=0.5", "--retrieval_list=or"], "--retrieval_list must be and or commas, got 'or'"),
 ])
 def test_mix_errors_are_one_line(tiny_args, tmp_path, args, message):
     with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace(")", r"\)")) as e:

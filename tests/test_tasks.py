@@ -79,6 +79,23 @@ def test_multivalue_lists_every_value_in_order(setup, T, V):
     assert len(starts) == V and starts == sorted(starts) and starts[0] == round(ex.depth * T)
 
 
+def test_multivalue_in_commas_needs_no_count(setup, tiny_data):
+    # the "commas" form lists the same values with "," before the last one too; the haystack is the same
+    maker, enc, (tokens, spans) = setup
+    commas = TaskMaker(enc, "commas")
+    for V in (1, 2, 4):
+        a = maker.make("multivalue", 501, tokens, spans, np.random.default_rng(V), depth=0.25, num_keys=V)
+        b = commas.make("multivalue", 501, tokens, spans, np.random.default_rng(V), depth=0.25, num_keys=V)
+        values = re.findall(r"\d{6}", enc.decode(a.tokens[a.answer[0]:].tolist()))
+        assert enc.decode(b.tokens[b.answer[0]:].tolist()) == " " + ", ".join(values)
+        assert len(values) == V and len(b.tokens) == 501 and b.answer[1] == 501
+        shift = (a.answer[1] - a.answer[0]) - (b.answer[1] - b.answer[0])  # " and" and "," may differ in ids
+        assert shift == (len(enc.encode_ordinary(" and")) - len(enc.encode_ordinary(","))) * (V > 1)
+    assert commas.min_length("multivalue", 4) <= maker.min_length("multivalue", 4)
+    with pytest.raises(DataError, match=r"unknown multivalue list form 'semicolons'; the forms are and, commas"):
+        TaskMaker(enc, "semicolons")
+
+
 @pytest.mark.parametrize("task, K", [("passkey", 1), ("multikey", 4), ("multivalue", 3)])
 def test_depth(setup, task, K):
     maker, enc, (tokens, spans) = setup
