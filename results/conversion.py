@@ -1,7 +1,9 @@
 """
-The summary of results/conversion.sh: for every converted run (named gpt2swanRECIPE-STEPS) its
-loss at L, 8L and 32L and the gap to swan trained from scratch, against the fraction of the
-source gpt's training tokens it used.
+The summary of results/conversion.sh: for every converted run (named gpt2swanRECIPE-STEPS, or
+gpt2swanRECIPE-seedN-STEPS for another data order than train.py's default seed 1337) its loss at
+L, 8L and 32L and the gap to swan trained from scratch, against the fraction of the source gpt's
+training tokens it used. The figure draws each recipe's mean over its seeds, and the seeds
+themselves as dots where there are several.
 
     python results/conversion.py --losses=results/conversion_loss.csv --out=results/conversion
 
@@ -19,9 +21,10 @@ from collections import defaultdict
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository's modules
 from common import check_out, write_csv  # noqa: E402
 
-COLUMNS = ["model", "recipe", "steps", "fraction", "loss_L", "loss_8L", "loss_32L", "gap_L", "gap_8L", "gap_32L",
+COLUMNS = ["model", "recipe", "seed", "steps", "fraction", "loss_L", "loss_8L", "loss_32L", "gap_L", "gap_8L", "gap_32L",
            "rise_32L"]
-NAME = re.compile(r"^gpt2swan(?P<recipe>.+)-(?P<steps>\d+)$")
+NAME = re.compile(r"^gpt2swan(?P<recipe>.+?)(?:-seed(?P<seed>\d+))?-(?P<steps>\d+)$")
+DEFAULT_SEED = 1337  # train.py's
 
 
 def read_losses(path):
@@ -46,7 +49,8 @@ def summarize(losses, source_steps):
         row = dict(model=model)
         if match:
             steps = int(match["steps"])
-            row.update(recipe=match["recipe"], steps=steps, fraction=steps / source_steps)
+            row.update(recipe=match["recipe"], seed=int(match["seed"] or DEFAULT_SEED), steps=steps,
+                       fraction=steps / source_steps)
         for name, T in lengths.items():
             if T in by_length:
                 row[f"loss_{name}"] = by_length[T]
@@ -54,17 +58,17 @@ def summarize(losses, source_steps):
         if "loss_32L" in row:
             row["rise_32L"] = row["loss_32L"] - row["loss_L"]
         rows.append(row)
-    rows.sort(key=lambda r: (r.get("recipe", ""), r.get("steps", 0)))
+    rows.sort(key=lambda r: (r.get("recipe", ""), r.get("steps", 0), r.get("seed", 0)))
     return rows
 
 
 def print_table(rows):
-    print(f"{'model':<26} {'tokens':>6} {'L':>7} {'8L':>7} {'32L':>7} {'gap L':>7} {'gap 8L':>7} {'gap 32L':>7}")
+    print(f"{'model':<34} {'tokens':>6} {'L':>7} {'8L':>7} {'32L':>7} {'gap L':>7} {'gap 8L':>7} {'gap 32L':>7}")
     for r in rows:
         cells = [format(r[k], "+.3f" if k.startswith("gap") else ".3f") if k in r else "-"
                  for k in ("loss_L", "loss_8L", "loss_32L", "gap_L", "gap_8L", "gap_32L")]
-        share = f"{100 * r['fraction']:.0f}%" if "fraction" in r else "-"
-        print(f"{r['model']:<26} {share:>6} " + " ".join(f"{c:>7}" for c in cells))
+        share = f"{100 * r['fraction']:g}%" if "fraction" in r else "-"
+        print(f"{r['model']:<34} {share:>6} " + " ".join(f"{c:>7}" for c in cells))
 
 
 def plot(rows, path):
@@ -73,13 +77,22 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     gpt = next(r for r in rows if r["model"] == "gpt")
+    shares = sorted({100 * r["fraction"] for r in rows if "fraction" in r})
     for ax, length in zip(axes, ("L", "8L")):
         for recipe in dict.fromkeys(r["recipe"] for r in rows if "recipe" in r):
-            points = sorted((100 * r["fraction"], r[f"gap_{length}"]) for r in rows
-                            if r.get("recipe") == recipe and f"gap_{length}" in r)
-            ax.plot(*zip(*points), marker="o", label=recipe)
+            by_share = defaultdict(list)  # share -> the gaps of its seeds
+            for r in rows:
+                if r.get("recipe") == recipe and f"gap_{length}" in r:
+                    by_share[100 * r["fraction"]].append(r[f"gap_{length}"])
+            x = sorted(by_share)
+            n_seeds = max(map(len, by_share.values()))
+            label = recipe if n_seeds == 1 else f"{recipe} (mean of up to {n_seeds} seeds)"
+            line, = ax.plot(x, [sum(by_share[s]) / len(by_share[s]) for s in x], marker="o", label=label)
+            if n_seeds > 1:
+                seeds = [(s, gap) for s in x for gap in by_share[s]]
+                ax.scatter(*zip(*seeds), s=12, color=line.get_color(), alpha=0.5)
         ax.axhline(0.03, color="gray", linestyle=":", label="0.03 nats")
         ax.axhline(0, color="black", linewidth=0.8)
         if length == "L":
@@ -89,9 +102,10 @@ def plot(rows, path):
                     va="top", fontsize=8)
         ax.set(xlabel="% of the gpt's training tokens", ylabel=f"loss - scratch swan's loss at {length}",
                title=f"converted swan at {length}", xscale="log")
-        ax.set_xticks([2, 5, 10], ["2", "5", "10"])
+        ax.set_xticks(shares, [f"{s:g}" for s in shares])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1))
+    axes[0].legend(*[h[-2:] for h in axes[0].get_legend_handles_labels()], fontsize=8)  # the two reference lines
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -108,7 +108,8 @@ def test_a_conversion_measures_its_layers_and_continues_the_moments(tiny_args, t
 def test_the_summary_gives_gaps_to_scratch_swan(tmp_path):
     rows = []
     for model, losses in [("gpt", (3.80, 5.20, 5.70)), ("swan", (3.84, 3.76, 3.86)),
-                          ("gpt2swan+layers-100", (3.90, 3.85, 3.94)), ("other", (1, 1, 1))]:
+                          ("gpt2swan+layers-100", (3.90, 3.85, 3.94)), ("gpt2swan+layers-seed7-100", (3.88, 3.83, 3.92)),
+                          ("other", (1, 1, 1))]:
         for length, loss in zip((64, 512, 2048), losses):
             rows.append(dict(model=model, setting="off", kind="mean", length=length, loss=loss))
         rows.append(dict(model=model, setting="a=512", kind="mean", length=64, loss=0.0))  # scaled: not read
@@ -120,9 +121,11 @@ def test_the_summary_gives_gaps_to_scratch_swan(tmp_path):
                            f"--out={tmp_path / 'conv'}"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     got = {r["model"]: r for r in csv.DictReader(open(tmp_path / "conv.csv"))}
-    assert set(got) == {"gpt", "swan", "gpt2swan+layers-100"}
+    assert set(got) == {"gpt", "swan", "gpt2swan+layers-100", "gpt2swan+layers-seed7-100"}
     row = got["gpt2swan+layers-100"]
-    assert row["recipe"] == "+layers" and float(row["fraction"]) == 0.05
+    assert row["recipe"] == "+layers" and row["seed"] == "1337" and float(row["fraction"]) == 0.05
+    again = got["gpt2swan+layers-seed7-100"]  # the same recipe in another data order
+    assert again["recipe"] == "+layers" and again["seed"] == "7" and round(float(again["gap_8L"]), 6) == 0.07
     assert [round(float(row[k]), 6) for k in ("gap_L", "gap_8L", "gap_32L", "rise_32L")] == [0.06, 0.09, 0.08, 0.04]
     assert round(float(got["gpt"]["gap_8L"]), 6) == 1.44 and os.path.getsize(tmp_path / "conv.png") > 10_000
 
