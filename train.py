@@ -75,6 +75,7 @@ class TrainConfig:
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
     distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly, within its training length)
     distill_weight: float = 0.5  # with distill_from: loss = (1 - w) cross-entropy + w KL(teacher || model)
+    converted_first: float = 0.0  # a conversion first trains only its N layers' blocks, the rest frozen, for this fraction of max_iters
     rope_fade: float = 0.0  # a conversion's new N layers keep RoPE, its angles shrinking linearly to none over this fraction of max_iters (0: dropped at once)
     stop_at: int = 0  # save and stop at this iteration, to be resumed later (the schedule stays max_iters'); 0 = run to the end
 
@@ -131,6 +132,15 @@ def get_lr(it, cfg):
     progress = min(1.0, (it - cfg.warmup_iters) / max(1, cfg.max_iters - cfg.warmup_iters))
     min_lr = cfg.learning_rate * cfg.min_lr_ratio
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.learning_rate - min_lr)
+
+
+def frozen_at(it, model, cfg):
+    """--converted_first: the parameters iteration it leaves as they are, all but those of the
+    N layers' blocks while the first phase lasts; None after it (and without it)."""
+    if it >= cfg.converted_first * cfg.max_iters:
+        return None
+    trained = {id(p) for block in model.transformer.h if block.attn.kind == "N" for p in block.parameters()}
+    return [p for p in model.parameters() if id(p) not in trained]
 
 
 def rope_fraction(it, cfg):
@@ -202,7 +212,8 @@ def check_settings(cfg, model_settings):
             ("retrieval_answer_weight", cfg.retrieval_answer_weight > 0, "> 0"),
             ("stop_at", cfg.stop_at == 0 or 0 < cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)"),
             ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]"),
-            ("rope_fade", 0 <= cfg.rope_fade < 1, "a fraction of max_iters in [0, 1)")]:
+            ("rope_fade", 0 <= cfg.rope_fade < 1, "a fraction of max_iters in [0, 1)"),
+            ("converted_first", 0 <= cfg.converted_first < 1, "a fraction of max_iters in [0, 1)")]:
         if not ok:
             raise SystemExit(f"error: --{key}={getattr(cfg, key)} must be {want}")
     if cfg.nope_layers not in ("pattern", "measured", "measured-spread"):
@@ -214,6 +225,8 @@ def check_settings(cfg, model_settings):
                          f"answers; give a mix with --retrieval=F")
     if cfg.source_optimizer and cfg.init_from == "scratch":
         raise SystemExit("error: --source_optimizer is for a conversion (--init_from=RUN); this run starts from scratch")
+    if cfg.converted_first and cfg.init_from == "scratch":
+        raise SystemExit("error: --converted_first trains a conversion's N layers alone first (--init_from=RUN); this run starts from scratch")
     if cfg.rope_fade and cfg.init_from == "scratch":
         raise SystemExit("error: --rope_fade fades out the RoPE a conversion's N layers had (--init_from=RUN); this run starts from scratch")
     if cfg.retrieval_list not in LIST_LAST:
@@ -452,11 +465,12 @@ class RunFolder:
         return f"the last good checkpoint is {self.ckpt_path}" if os.path.exists(self.ckpt_path) else "no checkpoint was written"
 
 
-def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None, weights=None):
+def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None, weights=None, frozen=None):
     """One optimizer step over grad_accum micro-batches; returns the mean cross-entropy over every
     process (a float, the same on each; NaN if the objective, with distillation, is not finite).
     weights (like y, or None; see get_batch): the objective's cross-entropy is then the mean of
-    weight x cross-entropy, a weighted mean over the global batch."""
+    weight x cross-entropy, a weighted mean over the global batch. frozen: parameters the step
+    leaves untouched (their gradients dropped, so AdamW skips them: no decay, no moments)."""
     loss_sum, objective_sum = 0.0, 0.0
     micro_weights = weights.split(cfg.batch_size) if weights is not None else [None] * cfg.grad_accum
     for micro, (xb, yb, wb) in enumerate(zip(x.split(cfg.batch_size), y.split(cfg.batch_size), micro_weights)):
@@ -480,6 +494,8 @@ def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None, weigh
     loss_value, objective_value = sums.tolist()
     if not math.isfinite(objective_value):  # the weights that gave it are never stepped into, never saved
         return float("nan")
+    for p in frozen or ():
+        p.grad = None
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
@@ -547,6 +563,8 @@ def main(argv):
     if teacher is not None:
         teacher = ready_teacher(teacher, model.config, cfg.distill_from, device, cfg.compile)
     ckpt = None  # free memory
+    if cfg.converted_first and "N" not in model.config.layer_pattern:
+        raise SystemExit(f"error: --converted_first trains the N layers alone first; layer_pattern={model.config.layer_pattern} has none")
     model.rope_for(L, device)  # built before compiling: no growth inside the graph
     runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved
     if distributed:
@@ -579,7 +597,7 @@ def main(argv):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y, weights = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks, world=world)
-            loss = train_step(runner, optimizer, x, y, cfg, world, autocast, teacher, weights)
+            loss = train_step(runner, optimizer, x, y, cfg, world, autocast, teacher, weights, frozen_at(it, model, cfg))
             if not math.isfinite(loss):
                 bar.close()
                 raise SystemExit(f"error: loss became {loss} at iter {it}; stopped, {run.last_good()}. Try a lower --learning_rate")

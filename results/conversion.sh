@@ -21,6 +21,8 @@
 #   +distill-kl    +distill on the teacher alone (--distill_weight=1: no cross-entropy)
 #   +distill-adam  +distill continuing gpt's AdamW moments (--source_optimizer)
 #   +distill-adam-kl  both of the last two
+#   +distill-n-first  +distill, the first 20% of the steps training only the N layers' blocks
+#                (--converted_first=0.2; the rest frozen: they lost nothing)
 #
 #   bash results/conversion.sh        # one H100: about 10 minutes before the two +distill recipes (reuses RUNS/{gpt,swan} if there)
 #
@@ -73,6 +75,7 @@ recipe() {  # the settings of a recipe
         +distill-kl) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --distill_weight=1" ;;
         +distill-adam) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --source_optimizer" ;;
         +distill-adam-kl) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --source_optimizer --distill_weight=1" ;;
+        +distill-n-first) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --converted_first=0.2" ;;
         +distill-4L) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --block_size=2048 --batch_size=16" ;;
         *) echo "unknown recipe $1" >&2; exit 1 ;;
     esac

@@ -269,3 +269,23 @@ def test_a_conversion_with_a_fading_rope_ends_without_it_and_resumes_exactly(tin
     train.main([a for a in convert if a != "--rope_fade=0.5"] + [f"--out_dir={tmp_path / 'abrupt'}"])
     abrupt = torch.load(tmp_path / "abrupt" / "ckpt.pt", weights_only=True)
     assert abs(abrupt["val_loss"] - whole["val_loss"]) > 1e-4
+
+
+def test_a_conversion_can_train_its_n_layers_alone_first(tiny_args, tmp_path):
+    train.main(tiny_args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=4", "--n_layer=4"])
+    source = torch.load(tmp_path / "gpt" / "ckpt.pt", weights_only=True)["model"]
+    convert = tiny_args + [f"--init_from={tmp_path / 'gpt'}", "--arch=swan", "--n_layer=4", "--nope_layers=pattern",
+                           "--max_iters=4", "--eval_interval=4"]
+    in_n_block = re.compile(r"transformer\.h\.0\.")  # NSSS over 4 layers: layer 0 is the only N layer
+    train.main(convert + [f"--out_dir={tmp_path / 'alone'}", "--converted_first=0.9"])  # iterations 0-3 < 3.6: all
+    alone = torch.load(tmp_path / "alone" / "ckpt.pt", weights_only=True)["model"]
+    for name, value in alone.items():
+        assert torch.equal(value, source[name]) != bool(in_n_block.match(name)), name  # N block trained, the rest not
+    train.main(convert + [f"--out_dir={tmp_path / 'half'}", "--converted_first=0.5"])  # iterations 2 and 3 train all
+    half = torch.load(tmp_path / "half" / "ckpt.pt", weights_only=True)["model"]
+    assert not any(torch.equal(value, source[name]) for name, value in half.items())
+    with pytest.raises(SystemExit, match=r"--converted_first trains a conversion's N layers alone first"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--converted_first=0.5"])
+    with pytest.raises(SystemExit, match=r"--converted_first trains the N layers alone first; layer_pattern=S has none"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--init_from={tmp_path / 'gpt'}", "--arch=swa",
+                                "--n_layer=4", "--converted_first=0.5"])
