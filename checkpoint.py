@@ -9,6 +9,7 @@ problem in one line when a path is missing, corrupt, foreign or does not fit the
 """
 
 import os
+import sys
 from dataclasses import asdict
 
 import torch
@@ -47,6 +48,10 @@ def load_checkpoint(where, device="cpu"):
 def load_model(where, device="cpu", **config_overrides):
     """A GPT from a checkpoint; overrides (say arch fields) keep the sizes and change the rest."""
     ckpt, config = load_checkpoint(where, device)
+    run = ckpt.get("train_config", {})
+    if run.get("rope_fade") and ckpt["iter"] < run["rope_fade"] * run["max_iters"]:
+        print(f"note: {checkpoint_path(where)} was saved at iteration {ckpt['iter']} of a --rope_fade conversion, while its "
+              f"N layers still had part of their RoPE; it is loaded with none", file=sys.stderr)
     return model_from(ckpt, config, where, device, **config_overrides), ckpt
 
 

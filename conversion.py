@@ -34,6 +34,17 @@ def check_conversion(source, ckpt, model_settings, source_optimizer):
         raise SystemExit(f"error: --source_optimizer: {source} holds no optimizer state to continue (an imported model?)")
 
 
+def check_faded_layers(source, ckpt, config):
+    """--rope_fade fades out the RoPE a conversion's N layers had in the source: each must have had it."""
+    before = GPTConfig(**ckpt["model_config"])
+    n_layers = [i for i in range(config.n_layer) if config.layer_kind(i) == "N"]
+    if not n_layers:
+        raise SystemExit(f"error: --rope_fade fades the RoPE out of N layers; layer_pattern={config.layer_pattern} has none")
+    lacking = [str(i) for i in n_layers if before.layer_kind(i) == "N"]
+    if lacking:
+        raise SystemExit(f"error: --rope_fade: layer(s) {', '.join(lacking)} of {source} had no RoPE to fade out (N already)")
+
+
 def conversion_note(source, ckpt, config):
     """One line: what the conversion keeps and what it changes."""
     before, after = asdict(GPTConfig(**ckpt["model_config"])), asdict(config)

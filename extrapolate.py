@@ -169,7 +169,8 @@ def load_runs(runs, cfg):
         if label in [m["label"] for m in models]:
             label = where  # two runs named alike: the paths tell them apart
         models.append(dict(label=label, model=model.eval(), data_dir=ckpt["data"]["data_dir"],
-                           tok=trained_id, arch=arch_of(model.config), pattern=model.config.layer_pattern))
+                           tok=trained_id, arch=arch_of(model.config), pattern=model.config.layer_pattern,
+                           retrieval_list=ckpt.get("train_config", {}).get("retrieval_list", "and")))
     first = models[0]
     for m in models[1:]:
         if not same_tokenizer(m["tok"], first["tok"]):

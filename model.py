@@ -349,7 +349,8 @@ class GPT(nn.Module):
         rope = self.rope_for(cache.max_len if cache is not None else T, idx.device)
         faded = None
         if self.rope_fade is not None:
-            assert cache is None, "a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode"
+            if cache is not None:
+                raise RuntimeError("a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode")
             faded = rope_tables(T, self.config.head_dim, self.config.rope_base, idx.device, self.rope_fade)
         x = self.transformer.wte(idx)  # (B, T, n_embd)
         for block in self.transformer.h:
@@ -420,6 +421,8 @@ class GPT(nn.Module):
         by address: replay it inside the same `with torch.autocast` block that captured it, as
         `generate` does. Its logits tensor is reused by every step. The
         attention of each step is attention_decode's path chosen by set_decode_backend."""
+        if self.rope_fade is not None:
+            raise RuntimeError("a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode")
         rope = self.rope_for(cache.max_len, cache.pos_t.device)
         run = self.decode_step
         if compile_step:

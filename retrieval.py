@@ -121,6 +121,11 @@ def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengt
         need = maker.min_length(task, keys) - 1
         if min(lengths) < need:
             raise SystemExit(f"error: --lengths: {task} with {keys} key(s) needs lengths >= {need}, got {min(lengths)}")
+    for m in models:
+        if m.get("retrieval_list", "and") != "and" and any(task == "multivalue" for task, _ in tasks):
+            print(f"note: {m['label']} learned multivalue answers in the {m['retrieval_list']!r} form and the examples are in "
+                  f"the 'and' form: its multivalue accuracy counts through the any-order rule, and its answer loss (and a "
+                  f"base tuned on it) is taken on 'and' answers")
     cells = [(task, keys, T) for T in lengths for task, keys in tasks]
     examples = build_examples(maker, cells, depths, cfg.trials, tokens, spans[report_docs], cfg.seed)
     tune = None

@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from checkpoint import check_tokenizer, load_checkpoint, model_from, save_checkpoint
 from common import autocast_for, check_positive, parse_settings, pick_device, progress
-from conversion import (SIZES, check_conversion, choose_nope_layers, conversion_note, distill_kl, load_teacher,
-                        ready_teacher)
+from conversion import (SIZES, check_conversion, check_faded_layers, choose_nope_layers, conversion_note, distill_kl,
+                        load_teacher, ready_teacher)
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
 from data.tasks import LIST_LAST, TASKS, TaskMaker
 from model import ARCHS, GPT, GPTConfig
@@ -220,6 +220,9 @@ def check_settings(cfg, model_settings):
         raise SystemExit(f"error: --nope_layers must be pattern, measured or measured-spread, got {cfg.nope_layers!r}")
     if cfg.distill_weight != TrainConfig.distill_weight and not cfg.distill_from:
         raise SystemExit(f"error: --distill_weight={cfg.distill_weight} weighs a teacher; give it with --distill_from=RUN")
+    if cfg.retrieval_list != TrainConfig.retrieval_list and cfg.retrieval == 0:
+        raise SystemExit(f"error: --retrieval_list={cfg.retrieval_list} sets the form of the needle tasks' multivalue "
+                         f"answers; give a mix with --retrieval=F")
     if cfg.retrieval_answer_weight != 1 and cfg.retrieval == 0:
         raise SystemExit(f"error: --retrieval_answer_weight={cfg.retrieval_answer_weight} weighs the needle tasks' "
                          f"answers; give a mix with --retrieval=F")
@@ -562,9 +565,11 @@ def main(argv):
     optimizer = make_optimizer(model, cfg, ckpt, device)
     if teacher is not None:
         teacher = ready_teacher(teacher, model.config, cfg.distill_from, device, cfg.compile)
-    ckpt = None  # free memory
     if cfg.converted_first and "N" not in model.config.layer_pattern:
         raise SystemExit(f"error: --converted_first trains the N layers alone first; layer_pattern={model.config.layer_pattern} has none")
+    if cfg.rope_fade and cfg.init_from != "resume":
+        check_faded_layers(cfg.init_from, ckpt, model.config)
+    ckpt = None  # free memory
     model.rope_for(L, device)  # built before compiling: no growth inside the graph
     runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved
     if distributed:

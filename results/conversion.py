@@ -2,8 +2,8 @@
 The summary of results/conversion.sh: for every converted run (named gpt2swanRECIPE-STEPS, or
 gpt2swanRECIPE-seedN-STEPS for another data order than train.py's default seed 1337) its loss at
 L, 8L and 32L and the gap to swan trained from scratch, against the fraction of the source gpt's
-training tokens it used. The figure draws each recipe's mean over its seeds, and the seeds
-themselves as dots where there are several.
+training tokens it used. The figure draws one line per recipe and seed: solid for the default
+seed, dotted for the others, in the recipe's colour.
 
     python results/conversion.py --losses=results/conversion_loss.csv --out=results/conversion
 
@@ -63,12 +63,12 @@ def summarize(losses, source_steps):
 
 
 def print_table(rows):
-    print(f"{'model':<34} {'tokens':>6} {'L':>7} {'8L':>7} {'32L':>7} {'gap L':>7} {'gap 8L':>7} {'gap 32L':>7}")
+    print(f"{'model':<36} {'tokens':>6} {'L':>7} {'8L':>7} {'32L':>7} {'gap L':>7} {'gap 8L':>7} {'gap 32L':>7}")
     for r in rows:
         cells = [format(r[k], "+.3f" if k.startswith("gap") else ".3f") if k in r else "-"
                  for k in ("loss_L", "loss_8L", "loss_32L", "gap_L", "gap_8L", "gap_32L")]
         share = f"{100 * r['fraction']:g}%" if "fraction" in r else "-"
-        print(f"{r['model']:<34} {share:>6} " + " ".join(f"{c:>7}" for c in cells))
+        print(f"{r['model']:<36} {share:>6} " + " ".join(f"{c:>7}" for c in cells))
 
 
 def plot(rows, path):
@@ -80,20 +80,19 @@ def plot(rows, path):
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     gpt = next(r for r in rows if r["model"] == "gpt")
     shares = sorted({100 * r["fraction"] for r in rows if "fraction" in r})
+    recipes = list(dict.fromkeys(r["recipe"] for r in rows if "recipe" in r))
+    colors = {recipe: f"C{i % 10}" for i, recipe in enumerate(recipes)}
+    runs = list(dict.fromkeys((r["recipe"], r["seed"]) for r in rows if "recipe" in r))  # a line per recipe and seed
     for ax, length in zip(axes, ("L", "8L")):
-        for recipe in dict.fromkeys(r["recipe"] for r in rows if "recipe" in r):
-            by_share = defaultdict(list)  # share -> the gaps of its seeds
-            for r in rows:
-                if r.get("recipe") == recipe and f"gap_{length}" in r:
-                    by_share[100 * r["fraction"]].append(r[f"gap_{length}"])
-            x = sorted(by_share)
-            n_seeds = max(map(len, by_share.values()))
-            label = recipe if n_seeds == 1 else f"{recipe} (mean of up to {n_seeds} seeds)"
-            line, = ax.plot(x, [sum(by_share[s]) / len(by_share[s]) for s in x], marker="o", label=label)
-            if n_seeds > 1:
-                seeds = [(s, gap) for s in x for gap in by_share[s]]
-                ax.scatter(*zip(*seeds), s=12, color=line.get_color(), alpha=0.5)
-        ax.axhline(0.03, color="gray", linestyle=":", label="0.03 nats")
+        for recipe, seed in runs:
+            points = sorted((100 * r["fraction"], r[f"gap_{length}"]) for r in rows
+                            if (r.get("recipe"), r.get("seed")) == (recipe, seed) and f"gap_{length}" in r)
+            default = seed == DEFAULT_SEED
+            ax.plot(*zip(*points), marker="o", markersize=6 if default else 4, color=colors[recipe],
+                    linestyle="-" if default else ":", label=recipe if default else None)
+        if any(seed != DEFAULT_SEED for _, seed in runs):
+            ax.plot([], [], color="gray", linestyle=":", marker="o", markersize=4, label="other data orders (--seed)")
+        ax.axhline(0.03, color="gray", linestyle="-.", label="0.03 nats")
         ax.axhline(0, color="black", linewidth=0.8)
         if length == "L":
             ax.axhline(gpt["gap_L"], color="gray", linestyle="--", label=f"gpt from scratch ({gpt['gap_L']:+.3f})")

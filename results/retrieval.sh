@@ -11,7 +11,7 @@
 # each run's tuned base.
 #
 #   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
-#   bash results/retrieval.sh                            # one H100: about 11 minutes
+#   bash results/retrieval.sh                            # one H100: about 19 minutes (7.5 training, 11.5 evaluation)
 #
 #   MIX="--retrieval=0.5 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue" \
 #       PREFIX=results/retrieval_uniform bash results/retrieval.sh   # the earlier mix: all along, answers weighed 1

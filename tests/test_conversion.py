@@ -11,10 +11,11 @@ import pytest
 import torch
 
 import train
+from checkpoint import load_model
 from common import autocast_for
 from conversion import distill_kl, layer_costs, measured_pattern, spread_pattern
 from data.prepare import prepare
-from model import GPT, GPTConfig, rope_tables
+from model import GPT, GPTConfig, KVCache, rope_tables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -109,6 +110,7 @@ def test_the_summary_gives_gaps_to_scratch_swan(tmp_path):
     rows = []
     for model, losses in [("gpt", (3.80, 5.20, 5.70)), ("swan", (3.84, 3.76, 3.86)),
                           ("gpt2swan+layers-100", (3.90, 3.85, 3.94)), ("gpt2swan+layers-seed7-100", (3.88, 3.83, 3.92)),
+                          ("gpt2swan+distill-adam-kl-seed11-40", (3.95, 3.9, 4.0)), ("gpt2swan+both-2L-200", (3.86, 3.8, 3.9)),
                           ("other", (1, 1, 1))]:
         for length, loss in zip((64, 512, 2048), losses):
             rows.append(dict(model=model, setting="off", kind="mean", length=length, loss=loss))
@@ -121,7 +123,10 @@ def test_the_summary_gives_gaps_to_scratch_swan(tmp_path):
                            f"--out={tmp_path / 'conv'}"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     got = {r["model"]: r for r in csv.DictReader(open(tmp_path / "conv.csv"))}
-    assert set(got) == {"gpt", "swan", "gpt2swan+layers-100", "gpt2swan+layers-seed7-100"}
+    assert set(got) == {"gpt", "swan", "gpt2swan+layers-100", "gpt2swan+layers-seed7-100", "gpt2swan+distill-adam-kl-seed11-40",
+                        "gpt2swan+both-2L-200"}
+    assert [got["gpt2swan+distill-adam-kl-seed11-40"][k] for k in ("recipe", "seed", "steps")] == ["+distill-adam-kl", "11", "40"]
+    assert [got["gpt2swan+both-2L-200"][k] for k in ("recipe", "seed", "steps")] == ["+both-2L", "1337", "200"]
     row = got["gpt2swan+layers-100"]
     assert row["recipe"] == "+layers" and row["seed"] == "1337" and float(row["fraction"]) == 0.05
     again = got["gpt2swan+layers-seed7-100"]  # the same recipe in another data order
@@ -239,6 +244,11 @@ def test_a_fading_rope_takes_n_layers_from_rope_to_none():
     cos, sin = rope_tables(67, 8, 10000.0, "cpu", torch.tensor(0.3))
     angles = torch.arange(67, dtype=torch.float64)[:, None] * 10000.0 ** -(torch.arange(0, 8, 2, dtype=torch.float64) / 8)
     assert torch.allclose(cos.double(), (0.3 * angles).cos(), atol=1e-5) and torch.allclose(sin.double(), (0.3 * angles).sin(), atol=1e-5)
+    cache = KVCache(swan.config, 3, 80, "cpu")
+    with pytest.raises(RuntimeError, match="a fading RoPE is for training"):
+        swan(x, cache=cache)
+    with pytest.raises(RuntimeError, match="a fading RoPE is for training"):
+        swan.decoder(cache)
     assert torch.allclose(swan.set_rope_fade(0)(x, last=67)[0], nope)  # 0 is None: no RoPE at all
     assert swan.rope_fade is None
     with pytest.raises(ValueError, match=r"rope fade must be a fraction in \[0, 1\] or None, got 1.5"):
@@ -247,22 +257,35 @@ def test_a_fading_rope_takes_n_layers_from_rope_to_none():
 
 def test_rope_fade_goes_linearly_to_zero_over_its_fraction_of_the_run(tiny_args, tmp_path):
     cfg = train.TrainConfig(max_iters=20, rope_fade=0.5)
-    assert [train.rope_fraction(it, cfg) for it in (0, 5, 9, 10, 19)] == [1.0, 0.5, 0.09999999999999998, 0.0, 0.0]
+    assert [train.rope_fraction(it, cfg) for it in (0, 5, 9, 10, 19)] == pytest.approx([1.0, 0.5, 0.1, 0.0, 0.0])
     assert train.rope_fraction(3, train.TrainConfig(max_iters=20)) == 0.0
     with pytest.raises(SystemExit, match=r"--rope_fade fades out the RoPE a conversion's N layers had"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--rope_fade=0.5"])
     with pytest.raises(SystemExit, match=r"--rope_fade=1.0 must be a fraction of max_iters in \[0, 1\)"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--rope_fade=1"])
+    # only RoPE a layer had can fade: not from a swan's N layers, and not into a pattern without N
+    train.main(tiny_args + [f"--out_dir={tmp_path / 'swan'}", "--arch=swan", "--max_iters=1", "--n_layer=4"])
+    with pytest.raises(SystemExit, match=r"--rope_fade: layer\(s\) 0 of .*swan had no RoPE to fade out \(N already\)"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--init_from={tmp_path / 'swan'}", "--arch=swan",
+                                "--n_layer=4", "--nope_layers=pattern", "--rope_fade=0.5"])
+    with pytest.raises(SystemExit, match=r"--rope_fade fades the RoPE out of N layers; layer_pattern=S has none"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--init_from={tmp_path / 'swan'}", "--arch=swa",
+                                "--n_layer=4", "--rope_fade=0.5"])
 
 
-def test_a_conversion_with_a_fading_rope_ends_without_it_and_resumes_exactly(tiny_args, tmp_path):
+def test_a_conversion_with_a_fading_rope_ends_without_it_and_resumes_exactly(tiny_args, tmp_path, capsys):
     train.main(tiny_args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=10", "--eval_interval=10"])
     convert = tiny_args + [f"--init_from={tmp_path / 'gpt'}", "--arch=swan", "--max_iters=6", "--eval_interval=6",
                            "--nope_layers=pattern", "--rope_fade=0.5"]
     train.main(convert + [f"--out_dir={tmp_path / 'whole'}"])
     train.main(convert + [f"--out_dir={tmp_path / 'parts'}", "--stop_at=2"])  # stopped mid-fade (fraction 1/3)
+    capsys.readouterr()
+    load_model(tmp_path / "parts")  # what extrapolate.py and sample.py load: the note says what is lost
+    assert "was saved at iteration 2 of a --rope_fade conversion" in capsys.readouterr().err
     train.main(["--init_from=resume", f"--out_dir={tmp_path / 'parts'}"])
     whole, parts = (torch.load(tmp_path / run / "ckpt.pt", weights_only=True) for run in ("whole", "parts"))
+    load_model(tmp_path / "whole")
+    assert "saved at iteration" not in capsys.readouterr().err  # a finished fade: nothing to say
     assert whole["train_config"]["rope_fade"] == 0.5 and whole["iter"] == parts["iter"] == 6
     assert all(torch.equal(whole["model"][k], parts["model"][k]) for k in whole["model"])
     # and the fade changed the run: the same conversion without it ends elsewhere

@@ -213,6 +213,7 @@ def test_answer_weights_mark_the_answers_and_weigh_the_objective(tiny_data):
     (["--retrieval=0.5", "--retrieval_tasks=passkey,cloze"], "--retrieval_tasks: unknown task 'cloze'"),
     (["--retrieval=0.5", "--block_size=32"], "--retrieval with --retrieval_keys=4 needs block_size >= "),
     (["--retrieval=0.5", "--retrieval_list=or"], "--retrieval_list must be and or commas, got 'or'"),
+    (["--retrieval_list=commas"], "--retrieval_list=commas sets the form of the needle tasks' multivalue answers; give a mix"),
 ])
 def test_mix_errors_are_one_line(tiny_args, tmp_path, args, message):
     with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace(")", r"\)")) as e:
