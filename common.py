@@ -91,6 +91,11 @@ def help_text(doc, classes):
     return "\n".join(lines)
 
 
+def note(text):  # one line; under torchrun rank 0 alone says it
+    if os.environ.get("RANK", "0") == "0":
+        print(f"note: {text}")
+
+
 def parse_settings(argv, *classes, doc=None, presets=True):
     """{key: typed value} from preset files and --key=value arguments, checked against the fields
     of classes. -h/--help prints the doc and every field, then exits."""

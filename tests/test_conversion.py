@@ -16,6 +16,7 @@ from common import autocast_for
 from conversion import distill_kl, layer_costs, measured_pattern, spread_pattern
 from data.prepare import prepare
 from model import GPT, GPTConfig, KVCache, rope_tables
+from train_config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -191,7 +192,7 @@ def test_conversions_that_cannot_be_are_refused_in_one_line(tiny_data, tiny_args
 
 def test_a_teacher_equal_to_the_model_leaves_the_cross_entropy_scaled(tiny_args):
     # KL(model || itself) = 0: the step's gradients are (1 - w) times those of the cross-entropy alone
-    cfg = train.TrainConfig(batch_size=3, grad_accum=2, distill_weight=0.25, grad_clip=0)
+    cfg = TrainConfig(batch_size=3, grad_accum=2, distill_weight=0.25, grad_clip=0)
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=2, n_head=2, n_embd=16))
     teacher = GPT(model.config)
@@ -256,9 +257,9 @@ def test_a_fading_rope_takes_n_layers_from_rope_to_none():
 
 
 def test_rope_fade_goes_linearly_to_zero_over_its_fraction_of_the_run(tiny_args, tmp_path):
-    cfg = train.TrainConfig(max_iters=20, rope_fade=0.5)
+    cfg = TrainConfig(max_iters=20, rope_fade=0.5)
     assert [train.rope_fraction(it, cfg) for it in (0, 5, 9, 10, 19)] == pytest.approx([1.0, 0.5, 0.1, 0.0, 0.0])
-    assert train.rope_fraction(3, train.TrainConfig(max_iters=20)) == 0.0
+    assert train.rope_fraction(3, TrainConfig(max_iters=20)) == 0.0
     with pytest.raises(SystemExit, match=r"--rope_fade fades out the RoPE a conversion's N layers had"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--rope_fade=0.5"])
     with pytest.raises(SystemExit, match=r"--rope_fade=1.0 must be a fraction of max_iters in \[0, 1\)"):

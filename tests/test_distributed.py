@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import train
+from train_config import build_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,7 +42,7 @@ def logged(out_dir):
 
 def test_the_global_batch_does_not_depend_on_the_process_count(tiny_data):
     def batch(world, it, **given):  # the global batch: every rank's share, in rank order
-        cfg = train.build_configs([f"--data_dir={tiny_data}", "--max_iters=10"] + [f"--{k}={v}" for k, v in given.items()])[0]
+        cfg = build_configs([f"--data_dir={tiny_data}", "--max_iters=10"] + [f"--{k}={v}" for k, v in given.items()])[0]
         _, tokens, _, tasks = train.load_data(cfg, True, False)
         shares = [train.get_batch(tokens, it, cfg, 200, r, "cpu", stream=0, tasks=tasks, world=world) for r in range(world)]
         weights = [w for _, _, w in shares]

@@ -16,6 +16,7 @@ from common import autocast_for
 from data.prepare import load_split, load_tokenizer
 from data.tasks import TaskMaker
 from model import GPT, GPTConfig
+from train_config import build_configs
 
 
 class AnswerStub(torch.nn.Module):
@@ -119,7 +120,7 @@ def test_examples_are_the_same_for_every_run_and_seeded_per_cell(maker_and_val):
 
 
 def batch_args(tiny_data, **settings):
-    cfg = train.build_configs([f"--data_dir={tiny_data}", "--batch_size=7", "--grad_accum=3", "--max_iters=100"]
+    cfg = build_configs([f"--data_dir={tiny_data}", "--batch_size=7", "--grad_accum=3", "--max_iters=100"]
                               + [f"--{k}={v}" for k, v in settings.items()])[0]
     meta, tokens, _, tasks = train.load_data(cfg, True, False)
     return cfg, tokens, tasks

@@ -13,6 +13,7 @@ import torch
 
 import train
 from data.prepare import load_meta, prepare
+from train_config import TrainConfig, build_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -298,9 +299,9 @@ def test_bad_input_on_the_command_line_prints_no_traceback(tmp_path, arg, messag
 
 def test_every_shipped_preset_parses():
     for preset in sorted(os.listdir(os.path.join(ROOT, "config"))):
-        train.build_configs([os.path.join(ROOT, "config", preset)])
+        build_configs([os.path.join(ROOT, "config", preset)])
 
 
 def test_cpu_preset_is_the_default():
-    preset = train.build_configs([os.path.join(ROOT, "config", "shakespeare.py")])
-    assert preset == (train.TrainConfig(), {k: getattr(train.GPTConfig(), k) for k in preset[1]})
+    preset = build_configs([os.path.join(ROOT, "config", "shakespeare.py")])
+    assert preset == (TrainConfig(), {k: getattr(train.GPTConfig(), k) for k in preset[1]})
