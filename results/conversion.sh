@@ -41,23 +41,12 @@ RECIPES=${RECIPES:-restart +adam +layers +both continue +both-2L +layers-2L +lay
 STEPS=${STEPS:-40 100 200}
 SEEDS=${SEEDS:-1337}  # the conversions' data order (train.py --seed); another than 1337 is named -seedN
 RETRIEVAL_RUNS=${RETRIEVAL_RUNS-restart-100 +both-100}  # empty: none
-source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
+source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the GPUs (GPUS)
 mkdir -p "$RUNS"
 
-pids=()
-next_gpu=0
 train() {  # name, then settings; in the background, on the next GPU
     local name=$1; shift
-    CUDA_VISIBLE_DEVICES=${SLOTS[$next_gpu]} \
-        $PYTHON train.py config/gutenberg.py --out_dir="$RUNS/$name" --overwrite "$@" $TRAIN_ARGS > "$RUNS/$name.log" 2>&1 &
-    pids+=($!)
-    next_gpu=$(((next_gpu + 1) % ${#SLOTS[@]}))
-}
-wait_all() {
-    for pid in "${pids[@]}"; do
-        wait "$pid" || { echo "a training failed; see $RUNS/*.log" >&2; exit 1; }
-    done
-    pids=()
+    on_next_gpu $PYTHON train.py config/gutenberg.py --out_dir="$RUNS/$name" --overwrite "$@" $TRAIN_ARGS > "$RUNS/$name.log" 2>&1
 }
 recipe() {  # the settings of a recipe
     case $1 in
@@ -84,7 +73,7 @@ recipe() {  # the settings of a recipe
 for arch in gpt swan; do  # the scratch runs, unless headline.sh made them already
     [ -f "$RUNS/$arch/ckpt.pt" ] || train $arch --arch=$arch
 done
-wait_all
+wait_all "$RUNS"/*.log
 
 runs=()
 for steps in $STEPS; do
@@ -98,7 +87,7 @@ for steps in $STEPS; do
             runs+=("$RUNS/$run")
         done
     done
-    wait_all
+    wait_all "$RUNS"/*.log
 done
 grep -h "nope_layers=measured" "$RUNS"/gpt2swan+layers-200.log 2>/dev/null || true
 

@@ -6,8 +6,8 @@
 #   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
 #   bash results/headline.sh                                     # one H100: 6.3 minutes
 #
-# The five trainings share the GPU (run side by side, so their compiles overlap); each one's
-# tokens/s in its log is therefore a fifth of what it gets alone. Extra settings for every
+# The five trainings share the GPU (run side by side, so their compiles overlap; spread over the
+# GPUs there are, GPUS); each one's tokens/s in its log is therefore a fraction of what it gets alone. Extra settings for every
 # training go in TRAIN_ARGS (e.g. TRAIN_ARGS="--max_iters=20 --compile=false" for a smoke run),
 # for the evaluation in EVAL_ARGS; RUNS is where the run folders go, PREFIX what the results are
 # called (PREFIX.csv, PREFIX.png).
@@ -18,16 +18,12 @@ PREFIX=${PREFIX:-results/extrapolation}
 TRAIN_ARGS=${TRAIN_ARGS:-}
 EVAL_ARGS=${EVAL_ARGS:-}
 mkdir -p "$RUNS"
+source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the GPUs (GPUS)
 
-pids=()
 for arch in gpt nope swa swan swat; do
-    $PYTHON train.py config/gutenberg.py --arch=$arch --out_dir="$RUNS/$arch" $TRAIN_ARGS \
-        > "$RUNS/$arch.log" 2>&1 &
-    pids+=($!)
+    on_next_gpu $PYTHON train.py config/gutenberg.py --arch=$arch --out_dir="$RUNS/$arch" $TRAIN_ARGS > "$RUNS/$arch.log" 2>&1
 done
-for i in "${!pids[@]}"; do  # every training must succeed; its log says why if one did not
-    wait "${pids[$i]}" || { echo "training failed; see $RUNS/*.log" >&2; tail -3 "$RUNS"/*.log >&2; exit 1; }
-done
+wait_all "$RUNS"/{gpt,nope,swa,swan,swat}.log  # every training must succeed; its log says why if one did not
 grep -h "^val loss" "$RUNS"/*.log || true
 
 # SWAN conversion: gpt's weights, RoPE dropped in layers 0 and 4 (the pattern's places, as when

@@ -28,7 +28,7 @@ RUNS=${RUNS:-out-retrieval}
 PREFIX=${PREFIX:-results/retrieval}
 MIX=${MIX:---retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue}
 ONLY=${ONLY:-}
-source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
+source "$(dirname "$0")/gpus.sh"  # SLOTS (the GPU ids from GPUS), on_next_gpu, wait_all
 mkdir -p "$RUNS"
 declare -A SETTINGS=(
     [gpt]="--arch=gpt $MIX" [nope]="--arch=nope $MIX" [swa]="--arch=swa $MIX" [swan]="--arch=swan $MIX"
@@ -38,16 +38,11 @@ declare -A SETTINGS=(
 NAMES="gpt nope swa swan swat swan-ns swan-nsssssss swan-nomix"
 
 if [ "$ONLY" != eval ]; then
-    pids=() n=0
     for name in $NAMES; do
-        CUDA_VISIBLE_DEVICES=${SLOTS[$((n % ${#SLOTS[@]}))]} \
-            $PYTHON train.py config/gutenberg.py ${SETTINGS[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
-            > "$RUNS/$name.log" 2>&1 &
-        pids+=($!) n=$((n + 1))
+        on_next_gpu $PYTHON train.py config/gutenberg.py ${SETTINGS[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
+            > "$RUNS/$name.log" 2>&1
     done
-    for pid in "${pids[@]}"; do  # every training must succeed; its log says why if one did not
-        wait "$pid" || { echo "a training failed; see $RUNS/*.log" >&2; tail -n 3 "$RUNS"/*.log >&2; exit 1; }
-    done
+    wait_all $(for name in $NAMES; do echo "$RUNS/$name.log"; done)  # every training must succeed
     for name in $NAMES; do echo "$name: $(tail -n 1 "$RUNS/$name/log.jsonl")"; done  # the final val loss at L
 fi
 if [ "$ONLY" != train ]; then

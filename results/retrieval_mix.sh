@@ -23,20 +23,15 @@ declare -A MIXES=(
     [late-w10]="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10"
 )
 NAMES=${MIXES_TO_RUN:-uniform uniform-k8 quarter late quarter-w10 late-w10}
-source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
-pids=() n=0
+source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the GPUs (GPUS)
 for name in $NAMES; do
     [ -n "${MIXES[$name]+set}" ] || { echo "error: MIXES_TO_RUN: unknown mix $name; the mixes are ${!MIXES[*]}" >&2; exit 1; }
 done
 for name in $NAMES; do
-    CUDA_VISIBLE_DEVICES=${SLOTS[$((n % ${#SLOTS[@]}))]} \
-        $PYTHON train.py config/gutenberg.py --arch=swan ${MIXES[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
-        > "$RUNS/$name.log" 2>&1 &
-    pids+=($!) n=$((n + 1))
+    on_next_gpu $PYTHON train.py config/gutenberg.py --arch=swan ${MIXES[$name]} --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} \
+        > "$RUNS/$name.log" 2>&1
 done
-for pid in "${pids[@]}"; do
-    wait "$pid" || { echo "a training failed; see $RUNS/*.log" >&2; tail -n 3 "$RUNS"/*.log >&2; exit 1; }
-done
+wait_all $(for name in $NAMES; do echo "$RUNS/$name.log"; done)
 runs=()
 for name in $NAMES; do
     echo "$name: $(tail -n 1 "$RUNS/$name/log.jsonl")"

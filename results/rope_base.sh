@@ -13,15 +13,12 @@ PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-rope}
 PREFIX=${PREFIX:-results/rope_base}
 mkdir -p "$RUNS"
-pids=()
+source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the GPUs (GPUS)
 for arch in gpt swa swan; do
     for base in 1e4 1e6; do
-        $PYTHON train.py config/gutenberg.py --arch=$arch --rope_base=$base --out_dir="$RUNS/$arch-$base" \
-            ${TRAIN_ARGS:-} > "$RUNS/$arch-$base.log" 2>&1 &
-        pids+=($!)
+        on_next_gpu $PYTHON train.py config/gutenberg.py --arch=$arch --rope_base=$base --out_dir="$RUNS/$arch-$base" \
+            ${TRAIN_ARGS:-} > "$RUNS/$arch-$base.log" 2>&1
     done
 done
-for pid in "${pids[@]}"; do  # every training must succeed; its log says why if one did not
-    wait "$pid" || { echo "a training failed; see $RUNS/*.log" >&2; tail -n 3 "$RUNS"/*.log >&2; exit 1; }
-done
+wait_all "$RUNS"/{gpt,swa,swan}-{1e4,1e6}.log  # every training must succeed; its log says why if one did not
 $PYTHON extrapolate.py "$RUNS"/{gpt,swa,swan}-{1e4,1e6} --out="$PREFIX" ${EVAL_ARGS:-}
