@@ -318,6 +318,10 @@ class GPT(nn.Module):
             self.rope_fade.fill_(fraction)
         return self
 
+    @staticmethod
+    def _refuse_fading_decode():  # the cached paths have no fading RoPE: they would decode another model
+        raise RuntimeError("a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode")
+
     def set_decode_backend(self, backend):
         """The attention_decode path of every decoding step: "torch" (the default) or "triton"
         (attention_decode_triton.py). A switch of the running model, not of its config: it changes
@@ -350,7 +354,7 @@ class GPT(nn.Module):
         faded = None
         if self.rope_fade is not None:
             if cache is not None:
-                raise RuntimeError("a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode")
+                self._refuse_fading_decode()
             faded = rope_tables(T, self.config.head_dim, self.config.rope_base, idx.device, self.rope_fade)
         x = self.transformer.wte(idx)  # (B, T, n_embd)
         for block in self.transformer.h:
@@ -416,13 +420,13 @@ class GPT(nn.Module):
         kernels (opt-in; on an H100 steps 1.8x faster at 1k context, README). Only after the
         prompt's pass (it makes the cache's buffers); each new cache is one more compilation, of
         which dynamo allows 8 before it quietly runs eagerly: torch._dynamo.reset() between
-        many, as bench.py does. The graph
-        reads the RoPE tables and (under autocast) autocast's cached bf16 copies of the weights
-        by address: replay it inside the same `with torch.autocast` block that captured it, as
-        `generate` does. Its logits tensor is reused by every step. The
-        attention of each step is attention_decode's path chosen by set_decode_backend."""
+        many, as bench.py does. The graph reads the RoPE tables and (under autocast) autocast's
+        cached bf16 copies of the weights by address: replay it inside the same `with
+        torch.autocast` block that captured it, as `generate` does. Its logits tensor is reused
+        by every step. The attention of each step is attention_decode's path chosen by
+        set_decode_backend."""
         if self.rope_fade is not None:
-            raise RuntimeError("a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode")
+            self._refuse_fading_decode()
         rope = self.rope_for(cache.max_len, cache.pos_t.device)
         run = self.decode_step
         if compile_step:

@@ -87,11 +87,9 @@ def get_lr(it, cfg):
     return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.learning_rate - min_lr)
 
 
-def frozen_at(it, model, cfg):
-    """--converted_first: the parameters iteration it leaves as they are, all but those of the
-    N layers' blocks while the first phase lasts; None after it (and without it)."""
-    if it >= cfg.converted_first * cfg.max_iters:
-        return None
+def outside_n_blocks(model):
+    """--converted_first: what its first phase leaves as it is, every parameter but those of the
+    N layers' blocks."""
     trained = {id(p) for block in model.transformer.h if block.attn.kind == "N" for p in block.parameters()}
     return [p for p in model.parameters() if id(p) not in trained]
 
@@ -394,6 +392,7 @@ def main(argv):
         raise SystemExit(f"error: --converted_first trains the N layers alone first; layer_pattern={model.config.layer_pattern} has none")
     if cfg.rope_fade and cfg.init_from != "resume":
         check_faded_layers(cfg.init_from, ckpt, model.config)
+    first_phase_frozen = outside_n_blocks(model) if cfg.converted_first else None
     ckpt = None  # free memory
     model.rope_for(L, device)  # built before compiling: no growth inside the graph
     runner = torch.compile(model) if cfg.compile else model  # runs the steps; `model` is what is saved
@@ -427,7 +426,8 @@ def main(argv):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y, weights = get_batch(train_tokens, it, cfg, L, rank, device, stream=0, tasks=tasks, world=world)
-            loss = train_step(runner, optimizer, x, y, cfg, world, autocast, teacher, weights, frozen_at(it, model, cfg))
+            frozen = first_phase_frozen if it < cfg.converted_first * cfg.max_iters else None
+            loss = train_step(runner, optimizer, x, y, cfg, world, autocast, teacher, weights, frozen)
             if not math.isfinite(loss):
                 bar.close()
                 raise SystemExit(f"error: loss became {loss} at iter {it}; stopped, {run.last_good()}. Try a lower --learning_rate")
