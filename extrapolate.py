@@ -168,9 +168,11 @@ def load_runs(runs, cfg):
         label = run_label(where)
         if label in [m["label"] for m in models]:
             label = where  # two runs named alike: the paths tell them apart
+        trained = ckpt.get("train_config", {})
         models.append(dict(label=label, model=model.eval(), data_dir=ckpt["data"]["data_dir"],
                            tok=trained_id, arch=arch_of(model.config), pattern=model.config.layer_pattern,
-                           retrieval_list=ckpt.get("train_config", {}).get("retrieval_list", "and")))
+                           retrieval_list=trained.get("retrieval_list", "and"),
+                           retrieval_order=trained.get("retrieval_order", "needles")))
     first = models[0]
     for m in models[1:]:
         if not same_tokenizer(m["tok"], first["tok"]):

@@ -122,10 +122,11 @@ def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengt
         if min(lengths) < need:
             raise SystemExit(f"error: --lengths: {task} with {keys} key(s) needs lengths >= {need}, got {min(lengths)}")
     for m in models:
-        if m.get("retrieval_list", "and") != "and" and any(task == "multivalue" for task, _ in tasks):
-            print(f"note: {m['label']} learned multivalue answers in the {m['retrieval_list']!r} form and the examples are in "
-                  f"the 'and' form: its multivalue accuracy counts through the any-order rule, and its answer loss (and a "
-                  f"base tuned on it) is taken on 'and' answers")
+        learned = (m.get("retrieval_list", "and"), m.get("retrieval_order", "needles"))
+        if learned != ("and", "needles") and any(task == "multivalue" for task, _ in tasks):
+            print(f"note: {m['label']} learned multivalue answers in the {learned[0]!r} form, in the {learned[1]!r} order, "
+                  f"and the examples are in the 'and' form, in the needles' order: its multivalue accuracy counts through "
+                  f"the any-order rule, and its answer loss (and a base tuned on it) is taken on those answers")
     cells = [(task, keys, T) for T in lengths for task, keys in tasks]
     examples = build_examples(maker, cells, depths, cfg.trials, tokens, spans[report_docs], cfg.seed)
     tune = None
@@ -199,7 +200,7 @@ def plot(rows, lengths, depths, L, path):
     runs = list(dict.fromkeys(r["run"] for r in rows))
     cols = min(4, len(runs))
     heat_rows = math.ceil(len(runs) / cols)
-    fig = plt.figure(figsize=(4.2 * cols, 3.2 * heat_rows + 4.2), layout="constrained")
+    fig = plt.figure(figsize=(max(4.2 * cols, 8.4), 3.2 * heat_rows + 4.2), layout="constrained")  # room for the legend
     grid = fig.add_gridspec(heat_rows + 1, cols, height_ratios=[1] * heat_rows + [1.3])
     for i, run in enumerate(runs):
         ax = fig.add_subplot(grid[i // cols, i % cols])
@@ -226,7 +227,7 @@ def plot(rows, lengths, depths, L, path):
     ax.axvline(L, color="gray", lw=1, ls="--")
     ax.text(L, 1.0, f" L={L}", color="gray", fontsize=8, va="top")
     ax.set(xlabel="eval length (tokens)", ylabel="exact match, mean over tasks and depths", ylim=(-0.03, 1.03),
-           title="mean accuracy against eval length (solid: scaling off; dashed: tuned base)")
+           title="mean accuracy against eval length (a line style per scale setting, as listed)")
     ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=90)

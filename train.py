@@ -161,7 +161,10 @@ def load_data(cfg, master, distributed):
         meta = load_meta(cfg.data_dir)
         train_tokens, train_spans = load_split(cfg.data_dir, "train")
         val_tokens, _ = load_split(cfg.data_dir, "val")
-        tasks = (TaskMaker(load_tokenizer(cfg.data_dir), cfg.retrieval_list), train_tokens, train_spans) if cfg.retrieval > 0 else None
+        tasks = None
+        if cfg.retrieval > 0:
+            maker = TaskMaker(load_tokenizer(cfg.data_dir), cfg.retrieval_list, cfg.retrieval_order)
+            tasks = (maker, train_tokens, train_spans)
     except DataError as e:
         raise SystemExit(f"error: {e}")
     return meta, train_tokens, val_tokens, tasks

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, fields
 
 from checkpoint import load_checkpoint
 from common import check_positive, note, parse_settings
-from data.tasks import LIST_LAST, TASKS
+from data.tasks import LIST_LAST, ORDERS, TASKS
 from model import ARCHS, GPTConfig
 
 DEFAULT_DATA = "data/shakespeare"  # prepared on first use; any other data_dir must exist
@@ -45,6 +45,7 @@ class TrainConfig:
     retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
     retrieval_answer_weight: float = 1.0  # each answer token of a needle example counts this many times in the training loss
     retrieval_list: str = "and"  # multivalue's answer: "and" (d1, d2 and d3: needs the count to place "and") | "commas" (d1, d2, d3)
+    retrieval_order: str = "needles"  # multivalue's values in the answer: in the needles' order | "random" (a new order per example)
     overwrite: bool = False  # a new run may replace the run already in out_dir
     nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "measured-spread" (as many per group of the pattern's length) | "pattern"
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
@@ -103,6 +104,9 @@ def check_settings(cfg, model_settings):
     if cfg.retrieval_list != TrainConfig.retrieval_list and cfg.retrieval == 0:
         raise SystemExit(f"error: --retrieval_list={cfg.retrieval_list} sets the form of the needle tasks' multivalue "
                          f"answers; give a mix with --retrieval=F")
+    if cfg.retrieval_order != TrainConfig.retrieval_order and cfg.retrieval == 0:
+        raise SystemExit(f"error: --retrieval_order={cfg.retrieval_order} orders the needle tasks' multivalue "
+                         f"answers; give a mix with --retrieval=F")
     if cfg.retrieval_answer_weight != 1 and cfg.retrieval == 0:
         raise SystemExit(f"error: --retrieval_answer_weight={cfg.retrieval_answer_weight} weighs the needle tasks' "
                          f"answers; give a mix with --retrieval=F")
@@ -114,6 +118,8 @@ def check_settings(cfg, model_settings):
         raise SystemExit("error: --rope_fade fades out the RoPE a conversion's N layers had (--init_from=RUN); this run starts from scratch")
     if cfg.retrieval_list not in LIST_LAST:
         raise SystemExit(f"error: --retrieval_list must be {' or '.join(LIST_LAST)}, got {cfg.retrieval_list!r}")
+    if cfg.retrieval_order not in ORDERS:
+        raise SystemExit(f"error: --retrieval_order must be {' or '.join(ORDERS)}, got {cfg.retrieval_order!r}")
     unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
     if unknown:
         raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")

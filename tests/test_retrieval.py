@@ -166,6 +166,8 @@ def test_the_mix_writes_multivalue_answers_in_the_form_asked(tiny_data):
         assert len(texts) in (10, 11)
         # two values each (retrieval_keys=2): " d1 and d2" or " d1, d2"; the inputs lack only the last token
         assert any(" and " in t.split("They are")[-1] for t in texts) == (form == "and")
+    _, _, shuffled = batch_args(tiny_data, retrieval=0.5, retrieval_tasks="multivalue", retrieval_order="random")
+    assert shuffled[0].random_order and not tasks[0].random_order  # load_data hands the order to the task maker
 
 
 def test_answer_weights_mark_the_answers_and_weigh_the_objective(tiny_data):
@@ -215,6 +217,8 @@ def test_answer_weights_mark_the_answers_and_weigh_the_objective(tiny_data):
     (["--retrieval=0.5", "--block_size=32"], "--retrieval with --retrieval_keys=4 needs block_size >= "),
     (["--retrieval=0.5", "--retrieval_list=or"], "--retrieval_list must be and or commas, got 'or'"),
     (["--retrieval_list=commas"], "--retrieval_list=commas sets the form of the needle tasks' multivalue answers; give a mix"),
+    (["--retrieval=0.5", "--retrieval_order=sorted"], "--retrieval_order must be needles or random, got 'sorted'"),
+    (["--retrieval_order=random"], "--retrieval_order=random orders the needle tasks' multivalue answers; give a mix"),
 ])
 def test_mix_errors_are_one_line(tiny_args, tmp_path, args, message):
     with pytest.raises(SystemExit, match=message.replace("[", r"\[").replace(")", r"\)")) as e:

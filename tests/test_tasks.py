@@ -98,6 +98,27 @@ def test_multivalue_in_commas_needs_no_count(setup):
         TaskMaker(enc, "semicolons")
 
 
+def test_multivalue_in_random_order_lists_the_same_values_over_the_same_haystack(setup):
+    maker, enc, (tokens, spans) = setup
+    shuffled = TaskMaker(enc, "and", "random")
+    orders = set()
+    for seed in range(12):
+        a = maker.make("multivalue", 501, tokens, spans, np.random.default_rng(seed), depth=0.25, num_keys=4)
+        b = shuffled.make("multivalue", 501, tokens, spans, np.random.default_rng(seed), depth=0.25, num_keys=4)
+        assert np.array_equal(a.tokens[:a.answer[0]], b.tokens[:b.answer[0]]) and b.answer[1] == 501
+        listed = re.findall(r"\d{6}", enc.decode(a.tokens[a.answer[0]:].tolist()))  # the needles' order
+        written = enc.decode(b.tokens[b.answer[0]:].tolist())
+        values = re.findall(r"\d{6}", written)
+        assert sorted(values) == sorted(listed) and len(values) == 4
+        assert written == " " + ", ".join(values[:3]) + " and " + values[3]
+        orders.add(tuple(listed.index(v) for v in values))
+    assert len(orders) >= 6  # 12 draws of the 24 orders: the needles' order is not favoured
+    passkey = shuffled.make("passkey", 301, tokens, spans, np.random.default_rng(3))  # other tasks: unchanged
+    assert np.array_equal(passkey.tokens, maker.make("passkey", 301, tokens, spans, np.random.default_rng(3)).tokens)
+    with pytest.raises(DataError, match=r"unknown multivalue order 'sorted'; the orders are needles, random"):
+        TaskMaker(enc, "and", "sorted")
+
+
 @pytest.mark.parametrize("task, K", [("passkey", 1), ("multikey", 4), ("multivalue", 3)])
 def test_depth(setup, task, K):
     maker, enc, (tokens, spans) = setup

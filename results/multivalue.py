@@ -1,0 +1,128 @@
+"""
+The multivalue A/B (results/multivalue.sh) in one table and one figure: exact match per run,
+scale setting, task and length (the depths pooled), each run with its training steps and val
+loss, and multivalue accuracy against length, one line per run, a panel per scale setting.
+
+    python results/multivalue.py results/multivalue_*.csv --runs=out-multivalue --out=results/multivalue
+    python results/multivalue.py results/logs/multivalue/steps*/multivalue*_*.csv --out=results/multivalue
+
+Each CSV is extrapolate.py --task=retrieval's, of runs named VARIANT-seedS; a run's training log
+is RUNS/RUN/log.jsonl, or RUN.jsonl beside its CSV.
+"""
+
+import argparse
+import collections
+import csv
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository's modules
+from common import check_out, write_csv  # noqa: E402
+
+COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange"}
+STYLES = ["-", "--", ":", "-."]  # by training steps, in increasing order
+
+
+def training_log(run, csv_path, runs_dir):
+    """(steps, val loss at the end) from the run's log.jsonl."""
+    places = ([os.path.join(runs_dir, run, "log.jsonl")] if runs_dir else []) + [
+        os.path.join(os.path.dirname(csv_path), f"{run}.jsonl")]
+    for path in places:
+        if os.path.exists(path):
+            with open(path) as f:
+                last = [json.loads(line) for line in f if '"val_loss"' in line][-1]
+            return last["iter"], last["val_loss"]
+    raise SystemExit(f"error: no training log of run {run}: looked for {' and '.join(places)}")
+
+
+def summarize(paths, runs_dir):
+    """Rows of accuracy per (run, steps, setting, task, length), the depths pooled."""
+    cells = collections.defaultdict(lambda: [0.0, 0])
+    logs = {}
+    for path in paths:
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        except OSError as e:
+            raise SystemExit(f"error: cannot read {path}: {e.strerror}")
+        if not rows or "accuracy" not in rows[0]:
+            raise SystemExit(f"error: {path} is not a retrieval CSV of extrapolate.py (no accuracy column)")
+        for r in rows:
+            if r["run"] not in logs or logs[r["run"]][0] != path:
+                logs[r["run"]] = (path, *training_log(r["run"], path, runs_dir))
+            steps = logs[r["run"]][1]
+            task = r["task"] + (f" K={r['num_keys']}" if r["task"] == "multikey" else "")
+            setting = r["setting"].split(" (")[0]  # "tuned (a=32)": one panel for every run's tuned base
+            key = (r["run"], steps, logs[r["run"]][2], setting, r["scale_base"], task, int(r["length"]))
+            n = int(r["n"])
+            cells[key][0] += float(r["accuracy"]) * n
+            cells[key][1] += n
+    out = []
+    for (run, steps, val_loss, setting, base, task, length), (right, n) in sorted(cells.items()):
+        variant, _, seed = run.rpartition("-seed")
+        out.append(dict(run=run, variant=variant, seed=seed, steps=steps, val_loss=round(val_loss, 4), setting=setting,
+                        scale_base=base, task=task, length=length, accuracy=round(right / n, 4), n=n))
+    return out
+
+
+def print_table(rows):
+    """Multivalue exact match (%), a row per run, steps and setting, a column per length."""
+    lengths = sorted({r["length"] for r in rows})
+    print("| run | steps | val loss | setting | " + " | ".join(map(str, lengths)) + " |")
+    print("| --- | ---: | ---: | --- |" + " ---: |" * len(lengths))
+    lines = collections.defaultdict(dict)
+    for r in rows:
+        if r["task"] == "multivalue":
+            setting = r["setting"] + (f" (a={float(r['scale_base']):.3g})" if r["setting"] == "tuned" else "")
+            lines[r["run"], r["steps"], r["val_loss"], setting][r["length"]] = f"{100 * r['accuracy']:.0f}"
+    for (run, steps, val_loss, setting), cells in lines.items():
+        print(f"| {run} | {steps} | {val_loss:.3f} | {setting} | " + " | ".join(cells.get(n, "") for n in lengths) + " |")
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [r for r in rows if r["task"] == "multivalue"]
+    settings = sorted({r["setting"] for r in rows}, key=lambda x: (x != "off", x == "tuned", x))  # off, bases, tuned
+    steps = sorted({r["steps"] for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings) + 2.6, 3.8), sharey=True, squeeze=False)
+    for ax, setting in zip(axes[0], settings):
+        for run, run_steps in dict.fromkeys((r["run"], r["steps"]) for r in rows):
+            line = sorted((r["length"], r["accuracy"]) for r in rows
+                          if r["run"] == run and r["steps"] == run_steps and r["setting"] == setting)
+            variant, _, seed = run.rpartition("-seed")
+            ax.plot([x for x, _ in line], [100 * y for _, y in line], color=COLORS.get(variant, "gray"),
+                    ls=STYLES[steps.index(run_steps) % len(STYLES)], marker="os^vD"[seeds.index(seed) % 5], ms=3,
+                    label=f"{run}, {run_steps} steps")
+        ax.set_xscale("log", base=2)
+        ax.set_ylim(-3, 103)
+        ax.set_title("scaling off" if setting == "off" else "tuned base" if setting == "tuned" else f"scaling {setting}")
+        ax.set_xlabel("eval length (tokens)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("multivalue exact match (%)")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.suptitle("multivalue past L: answers in the needles' order (and) vs a random order (random)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("csvs", nargs="+", help="extrapolate.py --task=retrieval CSVs of the A/B's runs")
+    parser.add_argument("--runs", default="", help="the folder holding the run folders (RUN/log.jsonl)")
+    parser.add_argument("--out", default="results/multivalue", help="writes OUT.csv and OUT.png")
+    args = parser.parse_args(argv)
+    check_out(args.out)
+    rows = summarize(args.csvs, args.runs)
+    write_csv(rows, f"{args.out}.csv", list(rows[0]))
+    plot(rows, f"{args.out}.png")
+    print_table(rows)
+    print(f"wrote {args.out}.csv and {args.out}.png")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

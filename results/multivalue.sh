@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Why does multivalue break past L when passkey and multikey do not? Swan runs identical (retrieval.sh's
+# mix and schedule) but for how the multivalue answers they train on are written, each evaluated
+# on multivalue, multikey (K = 4) and passkey at L ... 32 L, scaling off, at a = 32 and at its tuned base:
+#
+#   and      " d1, d2, d3 and d4", in the needles' order: retrieval.sh's runs
+#   commas   " d1, d2, d3, d4" (--retrieval_list=commas): writing " and" needs the count, this does not
+#   random   the "and" form, the values in a random order per example (--retrieval_order=random):
+#            the needles' order is a matter of position, which the N layers do not carry past L
+#
+# The evaluation's examples are in the "and" form, in the needles' order; an answer in another
+# form or order counts through the any-order rule (greedy decoding, the first V numbers as a set).
+#
+#   bash results/multivalue.sh                  # VARIANTS="and random", SEEDS="1337 2": two H200s, 7 minutes
+#   VARIANTS="and commas" SEEDS=1337 ITERS=1000 LENGTHS=512,1024,2048,4096 BASES=off,32 TUNE= \
+#       bash results/multivalue.sh              # the first A/B (results/logs/retrieval_list_ab/)
+#
+# Each run's evaluation is PREFIX_VARIANT-seedS.csv/png/log; results/multivalue.py joins them into
+# PREFIX.csv (the depths pooled, with each run's steps and val loss) and PREFIX.png (multivalue
+# against length, a line per run, a panel per scale setting).
+#
+# Settings: PYTHON, RUNS, PREFIX, VARIANTS, SEEDS, ITERS,
+# LENGTHS, BASES, TUNE (--tune_scale, or empty), GPUS, TRAIN_ARGS, EVAL_ARGS.
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+RUNS=${RUNS:-out-multivalue}
+PREFIX=${PREFIX:-results/multivalue}
+VARIANTS=${VARIANTS:-and random}
+SEEDS=${SEEDS:-1337 2}
+ITERS=${ITERS:-2000}
+LENGTHS=${LENGTHS:-512,1024,2048,4096,8192,16384}
+BASES=${BASES:-off,32}
+TUNE=${TUNE---tune_scale}
+source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the GPUs (GPUS)
+MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue"
+declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retrieval_order=random")
+names=()
+for seed in $SEEDS; do for variant in $VARIANTS; do
+    [ -n "${FORM[$variant]+set}" ] || { echo "error: VARIANTS: unknown variant $variant; the variants are ${!FORM[*]}" >&2; exit 1; }
+    names+=("$variant-seed$seed")
+done; done
+mkdir -p "$RUNS"
+for name in "${names[@]}"; do
+    variant=${name%-seed*} seed=${name##*-seed}
+    on_next_gpu $PYTHON train.py config/gutenberg.py --arch=swan $MIX ${FORM[$variant]} --seed="$seed" --max_iters="$ITERS" \
+        --eval_interval=$((ITERS / 2)) --sample_tokens=0 --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} > "$RUNS/$name.log" 2>&1
+done
+wait_all $(for name in "${names[@]}"; do echo "$RUNS/$name.log"; done)
+for name in "${names[@]}"; do
+    on_next_gpu $PYTHON extrapolate.py "$RUNS/$name" --task=retrieval --tasks=multivalue,multikey,passkey --num_keys=4 \
+        --scale_base="$BASES" $TUNE --lengths="$LENGTHS" --out="${PREFIX}_$name" ${EVAL_ARGS:-} > "${PREFIX}_$name.log" 2>&1
+done
+wait_all $(for name in "${names[@]}"; do echo "${PREFIX}_$name.log"; done)
+$PYTHON results/multivalue.py $(for name in "${names[@]}"; do echo "${PREFIX}_$name.csv"; done) --runs="$RUNS" --out="$PREFIX"

@@ -1,0 +1,64 @@
+"""results/multivalue.py: the multivalue A/B's per-run CSVs pooled over depths into one table,
+each run with its steps and val loss from its training log, and one figure."""
+
+import csv
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results"))
+import multivalue  # noqa: E402
+from common import write_csv  # noqa: E402
+
+COLUMNS = ["run", "arch", "layer_pattern", "task", "num_keys", "length", "depth", "setting", "scale_base",
+           "accuracy", "n", "answer_loss", "interior", "gain_over_off"]
+
+
+def eval_csv(folder, run, cells):
+    """cells: {(task, setting, base, length, depth): (accuracy, n)}"""
+    rows = [dict(run=run, arch="swan", layer_pattern="NSSS", task=task, num_keys=4, length=T, depth=d, setting=setting,
+                 scale_base=base, accuracy=a, n=n, answer_loss=0.1) for (task, setting, base, T, d), (a, n) in cells.items()]
+    path = os.path.join(folder, f"multivalue_{run}.csv")
+    write_csv(rows, path, COLUMNS)
+    return path
+
+
+def training_log(path, steps, val_loss):
+    with open(path, "w") as f:
+        f.write(json.dumps({"iter": 0, "val_loss": 9.0}) + "\n")
+        f.write(json.dumps({"iter": steps, "loss": 3.0, "lr": 1e-4}) + "\n")
+        f.write(json.dumps({"iter": steps, "val_loss": val_loss}) + "\n")
+
+
+def test_depths_pool_weighted_by_examples_and_logs_give_steps(tmp_path, capsys):
+    folder = str(tmp_path)
+    a = eval_csv(folder, "and-seed7", {("multivalue", "off", "", 67, 0.0): (1.0, 3), ("multivalue", "off", "", 67, 0.5): (0.0, 1),
+                                       ("multivalue", "tuned (a=45.2548)", 45.2548, 67, 0.0): (0.5, 4),
+                                       ("multikey", "off", "", 67, 0.0): (0.25, 4)})
+    b = eval_csv(folder, "random-seed7", {("multivalue", "off", "", 67, 0.0): (0.75, 4), ("multivalue", "off", "", 134, 0.0): (0.5, 2)})
+    training_log(os.path.join(folder, "and-seed7.jsonl"), 2000, 4.0871)
+    os.makedirs(os.path.join(folder, "runs", "random-seed7"))
+    training_log(os.path.join(folder, "runs", "random-seed7", "log.jsonl"), 4000, 4.16)
+    out = os.path.join(folder, "summary")
+    multivalue.main([a, b, f"--runs={os.path.join(folder, 'runs')}", f"--out={out}"])
+    with open(out + ".csv", newline="") as f:
+        rows = {(r["run"], r["setting"], r["task"], r["length"]): r for r in csv.DictReader(f)}
+    off = rows["and-seed7", "off", "multivalue", "67"]
+    assert float(off["accuracy"]) == pytest.approx(0.75) and off["n"] == "4"  # (3 x 1.0 + 1 x 0.0) / 4
+    assert (off["variant"], off["seed"], off["steps"], off["val_loss"]) == ("and", "7", "2000", "4.0871")
+    assert rows["and-seed7", "tuned", "multivalue", "67"]["scale_base"] == "45.2548"
+    assert float(rows["and-seed7", "off", "multikey K=4", "67"]["accuracy"]) == pytest.approx(0.25)
+    assert rows["random-seed7", "off", "multivalue", "134"]["steps"] == "4000"  # from RUNS/RUN/log.jsonl
+    assert os.path.getsize(out + ".png") > 0
+    printed = capsys.readouterr().out
+    assert "| and-seed7 | 2000 | 4.087 | off | 75 |  |" in printed
+    assert "| and-seed7 | 2000 | 4.087 | tuned (a=45.3) | 50 |  |" in printed
+
+
+def test_a_run_without_training_log_is_named(tmp_path):
+    path = eval_csv(str(tmp_path), "and-seed3", {("multivalue", "off", "", 67, 0.0): (1.0, 2)})
+    with pytest.raises(SystemExit, match=r"no training log of run and-seed3: looked for .*and-seed3.jsonl") as e:
+        multivalue.main([path, f"--out={tmp_path / 'x'}"])
+    assert "\n" not in str(e.value)
