@@ -12,9 +12,10 @@ only the logits of the last few positions are computed, so 32x L fits in memory.
 multivalue asks for all the numbers of one word and names no order, so an answer in any order is
 right, as RULER scores it. Teacher forcing checks one order, the needles'; an example it fails
 is decoded greedily (the KV cache, a few dozen steps) and is right if the first V numbers written
-are the V values, in any order, unless the first token predicted begins none of the values (then
-no decoding is needed to know it is wrong). The README's multivalue figures before this rule
-required the needles' order.
+are the V values, in any order. The decoding also says how a wrong answer is wrong: the CSV's
+values_found is the share of the V values among those V numbers, repeated the share of answers
+that write a number twice (an answer that loses track of what it wrote). The README's multivalue
+figures before the any-order rule required the needles' order.
 
 With --tune_scale, each run with N layers gets one scaling base for every cell, chosen by
 scaling.tune_base on the answer loss (mean negative log-likelihood of the answer tokens,
@@ -24,6 +25,7 @@ to 32 L.
 
 import math
 import re
+from collections import namedtuple
 
 import numpy as np
 import torch
@@ -37,6 +39,7 @@ from scaling import setting_name, tune_base
 BATCH_TOKENS = 65536  # tokens per forward pass
 NUMBER = re.compile(r"\d+")
 SPARE_TOKENS = 8  # decoded beyond the answer's length: room for an answer written differently (more separators)
+Scores = namedtuple("Scores", "correct answer_loss values_found repeated")
 
 
 def task_list(cfg):
@@ -50,22 +53,15 @@ def task_list(cfg):
 
 
 @torch.no_grad()
-def in_any_order(model, example, first, enc, device, autocast):
-    """Whether greedy decoding answers a multivalue example with its V values in some order: the
-    first V numbers written after the question, as a set, equal the values. first is the token the
-    model predicts at the answer's first position: if its text (spaces aside) begins none of the
-    values, the answer is wrong whatever follows, and nothing is decoded. (A token that is only a
-    space, as where digits are tokens of their own, says nothing: then it is decoded.)"""
+def written_values(model, example, enc, device, autocast):
+    """The first V numbers greedy decoding writes after a multivalue example's question (V: the
+    example's values; fewer if it writes fewer), as strings, and the V values."""
     start, end = example.answer
     values = NUMBER.findall(enc.decode(example.tokens[start:end].tolist()))
-    head = enc.decode([first]).strip()
-    if not any(v.startswith(head) for v in values):
-        return False
     prompt = torch.from_numpy(example.tokens[:start]).to(device)[None]  # (1, start)
     with autocast:
         out = model.generate(prompt, end - start + SPARE_TOKENS, temperature=0, cuda_graph=False)  # (1, start + n)
-    written = NUMBER.findall(enc.decode(out[0, start:].tolist()))[:len(values)]
-    return sorted(written) == sorted(values)
+    return NUMBER.findall(enc.decode(out[0, start:].tolist()))[:len(values)], values
 
 
 def build_examples(maker, cells, depths, trials, tokens, spans, seed):
@@ -82,13 +78,15 @@ def build_examples(maker, cells, depths, trials, tokens, spans, seed):
 
 @torch.no_grad()
 def score(model, examples, device, autocast, batch_size=8, enc=None):
-    """(correct, answer_loss) of examples, all of one length T + 1: per example, whether every
-    answer token is the argmax of the model's prediction (with the tokenizer enc, a multivalue
-    answer in any order counts too: in_any_order), and the mean cross-entropy of the answer
-    tokens. Both (n,) numpy arrays."""
+    """Scores of examples, all of one length T + 1, each field an (n,) numpy array: correct,
+    whether every answer token is the argmax of the model's prediction; answer_loss, the mean
+    cross-entropy of the answer tokens. With the tokenizer enc, a multivalue answer teacher forcing
+    fails is decoded greedily (written_values) and counts if it holds the V values in any order;
+    values_found is then the share of the V values among the first V numbers written and
+    repeated whether those repeat a number (both NaN for the other tasks, and without enc)."""
     T = len(examples[0].tokens) - 1
     batch = max(1, min(batch_size, BATCH_TOKENS // T))
-    correct, losses = [], []
+    correct, losses, found, repeated = [], [], [], []
     for i in range(0, len(examples), batch):
         group = examples[i:i + batch]
         n_answer = max(e.answer[1] - e.answer[0] for e in group)
@@ -101,11 +99,19 @@ def score(model, examples, device, autocast, batch_size=8, enc=None):
             target = torch.from_numpy(e.tokens[e.answer[0]:e.answer[1]]).to(device)  # (m,)
             predicted = logits[row, n_answer - m:]  # (m, vocab), position T - m + k predicts answer token k
             right = bool((predicted.argmax(-1) == target).all())
-            if not right and enc is not None and e.task == "multivalue":
-                right = in_any_order(model, e, predicted[0].argmax().item(), enc, device, autocast)
+            share, repeats = float("nan"), float("nan")
+            if enc is not None and e.task == "multivalue":
+                share, repeats = 1.0, 0.0
+                if not right:
+                    written, values = written_values(model, e, enc, device, autocast)
+                    right = sorted(written) == sorted(values)
+                    share = len(set(written) & set(values)) / len(values)
+                    repeats = float(len(set(written)) < len(written))
             correct.append(right)
             losses.append(F.cross_entropy(predicted, target).item())
-    return np.array(correct), np.array(losses)
+            found.append(share)
+            repeated.append(repeats)
+    return Scores(np.array(correct), np.array(losses), np.array(found), np.array(repeated))
 
 
 def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengths, L, bases, device):
@@ -156,24 +162,27 @@ def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengt
             model.set_scale_base(base)
             for (task, keys, T, depth), ex in examples.items():
                 bar.set_description(f"{m['label']} {name} {task} T={T}", refresh=False)
-                correct, loss = score(model, ex, device, autocast, cfg.batch_size, maker.enc)
+                got = score(model, ex, device, autocast, cfg.batch_size, maker.enc)
+                listed = dict(values_found=got.values_found.mean(), repeated=got.repeated.mean()) if task == "multivalue" else {}
                 rows.append(dict(run=m["label"], arch=m["arch"], layer_pattern=m["pattern"], task=task, num_keys=keys,
                                  length=T, depth=depth, setting=name, scale_base=base or "",
-                                 accuracy=correct.mean(), n=len(correct), answer_loss=loss.mean(),
-                                 **(tune_note if name.startswith("tuned") else {})))
+                                 accuracy=got.correct.mean(), n=len(got.correct), answer_loss=got.answer_loss.mean(),
+                                 **listed, **(tune_note if name.startswith("tuned") else {})))
                 bar.update(len(ex) * T)
         m["model"] = model.set_scale_base(None).cpu()  # frees the GPU for the next run
     bar.close()
     write_csv(rows, cfg.out + ".csv", ["run", "arch", "layer_pattern", "task", "num_keys", "length", "depth", "setting",
-                                       "scale_base", "accuracy", "n", "answer_loss", "interior", "gain_over_off"])
+                                       "scale_base", "accuracy", "n", "answer_loss", "values_found", "repeated",
+                                       "interior", "gain_over_off"])
     print_tables(rows, lengths, L)
     plot(rows, lengths, depths, L, cfg.out + ".png")
     print(f"\nwrote {cfg.out}.csv and {cfg.out}.png")
     return dict(lengths=lengths, rows=rows, examples=examples, tune_examples=tune)
 
 
-def mean_accuracy(rows, **match):
-    chosen = [r["accuracy"] for r in rows if all(r[k] == v for k, v in match.items())]
+def mean_accuracy(rows, key="accuracy", **match):
+    """The mean of column key (default accuracy) over the rows that match."""
+    chosen = [r.get(key, float("nan")) for r in rows if all(r[k] == v for k, v in match.items())]
     return float(np.mean(chosen)) if chosen else float("nan")
 
 
@@ -189,6 +198,10 @@ def print_tables(rows, lengths, L):
             label = "all tasks" if task == "all" else task + (f" K={keys}" if task == "multikey" else "")
             cells = [mean_accuracy(rows, length=T, **match) for T in lengths]
             print(f"| {run} [{arch} {pattern}] | {setting} | {label} | " + " | ".join(f"{100 * a:.0f}" for a in cells) + " |")
+            for column, what in (("values_found", "multivalue: values found"), ("repeated", "multivalue: a value repeated")):
+                cells = [mean_accuracy(rows, length=T, key=column, **match) for T in lengths] if task == "multivalue" else []
+                if any(not math.isnan(a) for a in cells):  # decoded (a tokenizer given), not an earlier CSV
+                    print(f"| {run} [{arch} {pattern}] | {setting} | {what} | " + " | ".join(f"{100 * a:.0f}" for a in cells) + " |")
 
 
 def plot(rows, lengths, depths, L, path):

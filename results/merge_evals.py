@@ -30,7 +30,7 @@ from common import check_out, write_csv  # noqa: E402
 IDENTITY = ("arch", "layer_pattern", "setting", "scale_base", "kind", "length", "bin_lo", "bin_hi", "task",
             "num_keys", "depth")
 COUNTS = ("n_tokens", "n_windows", "n")
-NUMBERS = ("loss", "accuracy", "answer_loss")
+NUMBERS = ("loss", "accuracy", "answer_loss", "values_found", "repeated")
 TOLERANCE = 1e-4
 
 
@@ -60,7 +60,8 @@ def agree(first, second):
     a, b = cells(first), cells(second)
     return a.keys() == b.keys() and all(
         a[k].get(c) == b[k].get(c) for k in a for c in COUNTS) and all(
-        abs(float(a[k][c] or 0) - float(b[k][c] or 0)) <= TOLERANCE for k in a for c in NUMBERS if c in a[k])
+        abs(float(a[k][c]) - float(b[k][c])) <= TOLERANCE for k in a for c in NUMBERS
+        if a[k].get(c) and b[k].get(c))  # a number one part did not measure (an older CSV's) is not compared
 
 
 def merge(parts, allow_unshared=False):
@@ -107,7 +108,8 @@ def loss_figure(rows, L, out):
 def retrieval_figure(rows, L, out):
     """retrieval.py's tables and figure from retrieval rows."""
     typed = [dict(r, length=int(r["length"]), depth=float(r["depth"]), accuracy=float(r["accuracy"]),
-                  num_keys=int(r["num_keys"])) for r in rows]
+                  num_keys=int(r["num_keys"]), **{k: float(r.get(k) or "nan") for k in ("values_found", "repeated")})
+             for r in rows]
     lengths = sorted({r["length"] for r in typed})
     retrieval.print_tables(typed, lengths, L)
     retrieval.plot(typed, lengths, sorted({r["depth"] for r in typed}), L, out + ".png")
@@ -135,7 +137,8 @@ def main(argv):
         raise SystemExit(f"error: the parts cover different lengths ({lengths[0]} in {args.parts[0]}); "
                          f"evaluate every part at the same lengths")
     rows = merge([(path, rows, key) for path, _, rows, key in read], args.allow_unshared)
-    write_csv(rows, args.out + ".csv", read[0][1])
+    columns = list(dict.fromkeys(c for _, part_columns, _, _ in read for c in part_columns))  # an older part may lack some
+    write_csv(rows, args.out + ".csv", columns)
     L = args.L or lengths[0][0]
     (retrieval_figure if kinds == {"run"} else loss_figure)(rows, L, args.out)
     print(f"\nwrote {args.out}.csv and {args.out}.png")

@@ -1,7 +1,9 @@
 """
 The multivalue A/B (results/multivalue.sh) in one table and one figure: exact match per run,
 scale setting, task and length (the depths pooled), each run with its training steps and val
-loss, and multivalue accuracy against length, one line per run, a panel per scale setting.
+loss (and, for multivalue, the share of the values written and of answers repeating one, where
+the evaluation decoded them), and multivalue accuracy against length, one line per run, a panel
+per scale setting.
 
     python results/multivalue.py results/multivalue_*.csv --runs=out-multivalue --out=results/multivalue
     python results/multivalue.py results/logs/multivalue/steps*/multivalue*_*.csv --out=results/multivalue
@@ -38,7 +40,7 @@ def training_log(run, csv_path, runs_dir):
 
 def summarize(paths, runs_dir):
     """Rows of accuracy per (run, steps, setting, task, length), the depths pooled."""
-    cells = collections.defaultdict(lambda: [0.0, 0])
+    cells = collections.defaultdict(lambda: [0.0, 0, 0.0, 0.0])  # right, n, values found, repeated (each x n)
     logs = {}
     for path in paths:
         try:
@@ -58,11 +60,15 @@ def summarize(paths, runs_dir):
             n = int(r["n"])
             cells[key][0] += float(r["accuracy"]) * n
             cells[key][1] += n
+            cells[key][2] += float(r.get("values_found") or "nan") * n  # NaN where not decoded (an older CSV)
+            cells[key][3] += float(r.get("repeated") or "nan") * n
     out = []
-    for (run, steps, val_loss, setting, base, task, length), (right, n) in sorted(cells.items()):
+    for (run, steps, val_loss, setting, base, task, length), (right, n, found, repeated) in sorted(cells.items()):
         variant, _, seed = run.rpartition("-seed")
+        decoded = dict(values_found=round(found / n, 4), repeated=round(repeated / n, 4)) if task == "multivalue" else {}
         out.append(dict(run=run, variant=variant, seed=seed, steps=steps, val_loss=round(val_loss, 4), setting=setting,
-                        scale_base=base, task=task, length=length, accuracy=round(right / n, 4), n=n))
+                        scale_base=base, task=task, length=length, accuracy=round(right / n, 4), n=n,
+                        **{k: "" if v != v else v for k, v in decoded.items()}))  # NaN: not measured, an empty cell
     return out
 
 
@@ -118,7 +124,8 @@ def main(argv):
     args = parser.parse_args(argv)
     check_out(args.out)
     rows = summarize(args.csvs, args.runs)
-    write_csv(rows, f"{args.out}.csv", list(rows[0]))
+    write_csv(rows, f"{args.out}.csv", ["run", "variant", "seed", "steps", "val_loss", "setting", "scale_base", "task",
+                                        "length", "accuracy", "n", "values_found", "repeated"])
     plot(rows, f"{args.out}.png")
     print_table(rows)
     print(f"wrote {args.out}.csv and {args.out}.png")

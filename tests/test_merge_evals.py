@@ -103,6 +103,27 @@ def test_retrieval_parts_join_and_draw(tmp_path, capsys):
     assert "| two [swan NSSS] | off | passkey | 100 | 50 |" in capsys.readouterr().out  # means over the two depths
 
 
+def test_multivalue_decoding_columns_join_are_checked_and_printed(tmp_path, capsys):
+    columns = RETRIEVAL_COLUMNS[:12] + ["values_found", "repeated"] + RETRIEVAL_COLUMNS[12:]
+
+    def multivalue(run, found):
+        return [dict(row, task="multivalue", num_keys=4, values_found=f, repeated=0.25)
+                for row, f in zip(retrieval_rows(run, [(0.5, 0.5), (0.0, 0.0)]), found)]
+
+    older = write(tmp_path, "older.csv", [{k: v for k, v in r.items() if k not in ("values_found", "repeated")}
+                                          for r in multivalue("base", [0] * 4)], RETRIEVAL_COLUMNS)
+    newer = write(tmp_path, "newer.csv", multivalue("base", [0.75, 0.75, 0.5, 0.25]) + multivalue("two", [1, 1, 0.5, 0.5]),
+                  columns)
+    out = str(tmp_path / "all")
+    merge_evals.main([older, newer, f"--out={out}", "--L=67"])  # a column the older part lacks is not compared
+    printed = capsys.readouterr().out
+    assert "| two [swan NSSS] | off | multivalue: values found | 100 | 50 |" in printed
+    assert "| two [swan NSSS] | off | multivalue: a value repeated | 25 | 25 |" in printed
+    differs = write(tmp_path, "differs.csv", multivalue("base", [0.75, 0.75, 0.5, 0.5]), columns)
+    with pytest.raises(SystemExit, match=r"run base differs between .*newer.csv and .*differs.csv"):
+        merge_evals.main([newer, differs, f"--out={out}"])
+
+
 def test_bad_input_gets_one_line(tmp_path):
     loss = write(tmp_path, "loss.csv", loss_rows("base", [3.5, 7.25]), LOSS_COLUMNS)
     needles = write(tmp_path, "needles.csv", retrieval_rows("base", [(1.0, 0.5), (0.25, 0.0)]), RETRIEVAL_COLUMNS)

@@ -48,6 +48,7 @@ def test_depths_pool_weighted_by_examples_and_logs_give_steps(tmp_path, capsys):
     off = rows["and-seed7", "off", "multivalue", "67"]
     assert float(off["accuracy"]) == pytest.approx(0.75) and off["n"] == "4"  # (3 x 1.0 + 1 x 0.0) / 4
     assert (off["variant"], off["seed"], off["steps"], off["val_loss"]) == ("and", "7", "2000", "4.0871")
+    assert off["values_found"] == off["repeated"] == ""  # these CSVs hold no decoding columns
     assert rows["and-seed7", "tuned", "multivalue", "67"]["scale_base"] == "45.2548"
     assert float(rows["and-seed7", "off", "multikey K=4", "67"]["accuracy"]) == pytest.approx(0.25)
     assert rows["random-seed7", "off", "multivalue", "134"]["steps"] == "4000"  # from RUNS/RUN/log.jsonl
@@ -55,6 +56,22 @@ def test_depths_pool_weighted_by_examples_and_logs_give_steps(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| and-seed7 | 2000 | 4.087 | off | 75 |  |" in printed
     assert "| and-seed7 | 2000 | 4.087 | tuned (a=45.3) | 50 |  |" in printed
+
+
+def test_decoding_columns_pool_like_accuracy(tmp_path):
+    folder = str(tmp_path)
+    path = os.path.join(folder, "multivalue_random-seed1.csv")
+    rows = [dict(run="random-seed1", arch="swan", layer_pattern="NSSS", task="multivalue", num_keys=4, length=67, depth=d,
+                 setting="off", scale_base="", accuracy=a, n=n, answer_loss=0.1, values_found=f, repeated=r)
+            for d, a, n, f, r in ((0.0, 0.5, 2, 0.875, 0.5), (0.5, 1.0, 6, 1.0, 0.0))]
+    write_csv(rows, path, COLUMNS[:12] + ["values_found", "repeated"] + COLUMNS[12:])
+    training_log(os.path.join(folder, "random-seed1.jsonl"), 2000, 4.0)
+    multivalue.main([path, f"--out={tmp_path / 'summary'}"])
+    with open(str(tmp_path / "summary.csv"), newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["accuracy"]) == pytest.approx(0.875)  # (2 x 0.5 + 6 x 1.0) / 8
+    assert float(row["values_found"]) == pytest.approx((2 * 0.875 + 6) / 8, abs=1e-4)  # rounded to 4 digits
+    assert float(row["repeated"]) == pytest.approx(2 * 0.5 / 8)
 
 
 def test_a_run_without_training_log_is_named(tmp_path):

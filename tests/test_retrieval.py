@@ -52,7 +52,7 @@ def test_score_is_exact_match_of_every_answer_token(maker_and_val):
     wrong = {1: {0}, 2: {lengths[2] - 1}, 4: set(range(lengths[4]))}  # the first, the last, every token wrong
     stub = AnswerStub(examples, wrong, 300)
     for batch_size in (1, 2, 5):  # answers of different lengths in one batch
-        correct, loss = retrieval.score(stub, examples, "cpu", torch.autocast("cpu", enabled=False), batch_size)
+        correct, loss = retrieval.score(stub, examples, "cpu", torch.autocast("cpu", enabled=False), batch_size)[:2]
         assert correct.tolist() == [True, False, False, True, False]
         # a right token costs -log softmax(5 at one of 300) = log(299 + e^5) - 5; a wrong one 5 more
         right = np.log(299 + np.exp(5)) - 5
@@ -83,7 +83,7 @@ class OrderStub(torch.nn.Module):
         return torch.cat([idx, torch.tensor([tail])], dim=1)
 
 
-def test_multivalue_counts_any_order_of_its_values(maker_and_val):
+def test_multivalue_counts_any_order_of_its_values_and_says_how_an_answer_is_wrong(maker_and_val):
     maker, tokens, spans = maker_and_val
     enc = maker.enc
     example = maker.make("multivalue", 401, tokens, spans, np.random.default_rng(3), num_keys=3)
@@ -95,16 +95,21 @@ def test_multivalue_counts_any_order_of_its_values(maker_and_val):
         return enc.encode_ordinary(f" {numbers[0]}, {numbers[1]} and {numbers[2]}")
 
     autocast = torch.autocast("cpu", enabled=False)
-    cases = [(values, True, 0),  # the needles' order: teacher forcing suffices, nothing decoded
-             ([values[2], values[0], values[1]], True, 1),  # another order: decoded, right
-             ([values[1], values[0], "123456"], False, 1),  # a number that is not a value: decoded, wrong
-             (["king", values[0], values[1]], False, 0)]  # the first token begins no value: wrong, not decoded
-    for numbers, right, decoded in cases:
+    # (what the model writes, right, decoded, share of the values among the first 3 numbers, a number repeated)
+    cases = [(values, True, 0, 1, 0),  # the needles' order: teacher forcing suffices, nothing decoded
+             ([values[2], values[0], values[1]], True, 1, 1, 0),  # another order: decoded, right
+             ([values[1], values[0], "123456"], False, 1, 2 / 3, 0),  # a number that is not a value
+             (["king", values[0], values[1]], False, 1, 2 / 3, 0),  # a word first: two numbers written
+             ([values[1], values[1], values[0]], False, 1, 2 / 3, 1)]  # one value twice: lost track of it
+    for numbers, right, decoded, found, repeated in cases:
         stub = OrderStub(written(numbers) + enc.encode_ordinary("."), 300, example.tokens[:start], end - start)
-        assert retrieval.score(stub, [example], "cpu", autocast, 1, enc)[0].tolist() == [right]
+        got = retrieval.score(stub, [example], "cpu", autocast, 1, enc)
+        assert got.correct.tolist() == [right] and stub.generated == decoded
+        assert got.values_found.tolist() == [pytest.approx(found)] and got.repeated.tolist() == [repeated]
+        # without the tokenizer only the needles' order counts, and nothing is decoded
+        plain = retrieval.score(stub, [example], "cpu", autocast, 1)
+        assert plain.correct.tolist() == [numbers == values] and np.isnan(plain.values_found).all()
         assert stub.generated == decoded
-        # without the tokenizer only the needles' order counts
-        assert retrieval.score(stub, [example], "cpu", autocast, 1)[0].tolist() == [numbers == values]
 
 
 def test_examples_are_the_same_for_every_run_and_seeded_per_cell(maker_and_val):
@@ -245,7 +250,9 @@ def test_end_to_end_on_the_cpu_writes_csv_and_png(runs, tmp_path):
     result = extrapolate.main(args)
     rows = list(csv.DictReader(open(out + ".csv")))
     assert list(rows[0]) == ["run", "arch", "layer_pattern", "task", "num_keys", "length", "depth", "setting",
-                             "scale_base", "accuracy", "n", "answer_loss", "interior", "gain_over_off"]
+                             "scale_base", "accuracy", "n", "answer_loss", "values_found", "repeated",
+                             "interior", "gain_over_off"]
+    assert all(r["values_found"] == r["repeated"] == "" for r in rows)  # for multivalue only
     # gpt once, swan off and a=64; (passkey, multikey K=2, K=3) x 2 lengths x 2 depths
     assert len(rows) == 3 * 3 * 2 * 2
     assert {(r["run"], r["setting"]) for r in rows} == {("gpt", "off"), ("swan", "off"), ("swan", "a=64")}
