@@ -83,6 +83,12 @@ def merge(parts, allow_unshared=False):
             elif not agree(seen[run][1], run_rows):
                 raise SystemExit(f"error: run {run} differs between {seen[run][0]} and {path}: "
                                  f"were they evaluated on the same windows or examples (data, lengths, seed, tail)?")
+            else:  # kept once; a number only this part measured (an older part lacks its column) joins the kept row
+                kept = cells(seen[run][1])
+                for cell, row in cells(run_rows).items():
+                    for column, value in row.items():
+                        if value != "" and kept[cell].get(column, "") == "":
+                            kept[cell][column] = value
     return merged
 
 
@@ -137,7 +143,8 @@ def main(argv):
         raise SystemExit(f"error: the parts cover different lengths ({lengths[0]} in {args.parts[0]}); "
                          f"evaluate every part at the same lengths")
     rows = merge([(path, rows, key) for path, _, rows, key in read], args.allow_unshared)
-    columns = list(dict.fromkeys(c for _, part_columns, _, _ in read for c in part_columns))  # an older part may lack some
+    widest = max((part_columns for _, part_columns, _, _ in read), key=len)  # the newest CSV's order; an older part lacks some
+    columns = list(dict.fromkeys(widest + [c for _, part_columns, _, _ in read for c in part_columns]))
     write_csv(rows, args.out + ".csv", columns)
     L = args.L or lengths[0][0]
     (retrieval_figure if kinds == {"run"} else loss_figure)(rows, L, args.out)

@@ -33,15 +33,17 @@ def training_log(run, csv_path, runs_dir):
     for path in places:
         if os.path.exists(path):
             with open(path) as f:
-                last = [json.loads(line) for line in f if '"val_loss"' in line][-1]
-            return last["iter"], last["val_loss"]
+                evals = [json.loads(line) for line in f if '"val_loss"' in line]
+            if not evals:
+                raise SystemExit(f"error: {path} holds no evaluation (no val_loss line): did run {run} train?")
+            return evals[-1]["iter"], evals[-1]["val_loss"]
     raise SystemExit(f"error: no training log of run {run}: looked for {' and '.join(places)}")
 
 
 def summarize(paths, runs_dir):
     """Rows of accuracy per (run, steps, setting, task, length), the depths pooled."""
     cells = collections.defaultdict(lambda: [0.0, 0, 0.0, 0.0])  # right, n, values found, repeated (each x n)
-    logs = {}
+    evaluated = {}  # (run, steps) -> the CSV that holds it
     for path in paths:
         try:
             with open(path, newline="") as f:
@@ -50,13 +52,21 @@ def summarize(paths, runs_dir):
             raise SystemExit(f"error: cannot read {path}: {e.strerror}")
         if not rows or "accuracy" not in rows[0]:
             raise SystemExit(f"error: {path} is not a retrieval CSV of extrapolate.py (no accuracy column)")
+        runs_here = {}  # run -> (steps, val loss), from its training log
         for r in rows:
-            if r["run"] not in logs or logs[r["run"]][0] != path:
-                logs[r["run"]] = (path, *training_log(r["run"], path, runs_dir))
-            steps = logs[r["run"]][1]
+            run = r["run"]
+            if run not in runs_here:
+                if "-seed" not in run:
+                    raise SystemExit(f"error: {path}: run {run!r} is not named VARIANT-seedS, as results/multivalue.sh names runs")
+                runs_here[run] = training_log(run, path, runs_dir)
+                if (run, runs_here[run][0]) in evaluated:
+                    raise SystemExit(f"error: run {run} at {runs_here[run][0]} steps is in both "
+                                     f"{evaluated[run, runs_here[run][0]]} and {path}: give each evaluation once")
+                evaluated[run, runs_here[run][0]] = path
+            steps, val_loss = runs_here[run]
             task = r["task"] + (f" K={r['num_keys']}" if r["task"] == "multikey" else "")
             setting = r["setting"].split(" (")[0]  # "tuned (a=32)": one panel for every run's tuned base
-            key = (r["run"], steps, logs[r["run"]][2], setting, r["scale_base"], task, int(r["length"]))
+            key = (run, steps, val_loss, setting, r["scale_base"], task, int(r["length"]))
             n = int(r["n"])
             cells[key][0] += float(r["accuracy"]) * n
             cells[key][1] += n

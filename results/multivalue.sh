@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Why does multivalue break past L when passkey and multikey do not? Swan runs identical (retrieval.sh's
-# mix and schedule) but for how the multivalue answers they train on are written, each evaluated
-# on multivalue, multikey (K = 4) and passkey at L ... 32 L, scaling off, at a = 32 and at its tuned base:
+# Why does multivalue break past L when passkey and multikey do not? Swan runs with the same settings
+# (retrieval.sh's mix and schedule) but for how the multivalue answers they train on are written,
+# each evaluated on multivalue, multikey (K = 4) and passkey at L ... 32 L, scaling off, at a = 32
+# and at its tuned base. (A random order is drawn last in each example, from the batch's stream of
+# task draws, so the examples after it differ between the variants: the same kinds of example in
+# the same proportions, not the same examples.)
 #
 #   and      " d1, d2, d3 and d4", in the needles' order: retrieval.sh's runs
 #   commas   " d1, d2, d3, d4" (--retrieval_list=commas): writing " and" needs the count, this does not

@@ -116,6 +116,9 @@ def test_multivalue_decoding_columns_join_are_checked_and_printed(tmp_path, caps
                   columns)
     out = str(tmp_path / "all")
     merge_evals.main([older, newer, f"--out={out}", "--L=67"])  # a column the older part lacks is not compared
+    rows = read(out + ".csv")
+    assert list(rows[0]) == columns  # the newer part's order
+    assert [r["values_found"] for r in rows if r["run"] == "base"] == ["0.75", "0.75", "0.5", "0.25"]  # joined in
     printed = capsys.readouterr().out
     assert "| two [swan NSSS] | off | multivalue: values found | 100 | 50 |" in printed
     assert "| two [swan NSSS] | off | multivalue: a value repeated | 25 | 25 |" in printed

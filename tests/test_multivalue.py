@@ -79,3 +79,23 @@ def test_a_run_without_training_log_is_named(tmp_path):
     with pytest.raises(SystemExit, match=r"no training log of run and-seed3: looked for .*and-seed3.jsonl") as e:
         multivalue.main([path, f"--out={tmp_path / 'x'}"])
     assert "\n" not in str(e.value)
+
+
+def test_bad_runs_and_logs_get_one_line(tmp_path):
+    folder = str(tmp_path)
+    cell = {("multivalue", "off", "", 67, 0.0): (1.0, 2)}
+    unnamed = eval_csv(folder, "swan", cell)
+    with pytest.raises(SystemExit, match=r"run 'swan' is not named VARIANT-seedS"):
+        multivalue.main([unnamed, f"--out={tmp_path / 'x'}"])
+    untrained = eval_csv(folder, "and-seed4", cell)
+    with open(os.path.join(folder, "and-seed4.jsonl"), "w") as f:
+        f.write(json.dumps({"iter": 10, "loss": 5.0}) + "\n")
+    with pytest.raises(SystemExit, match=r"and-seed4.jsonl holds no evaluation \(no val_loss line\)"):
+        multivalue.main([untrained, f"--out={tmp_path / 'x'}"])
+    training_log(os.path.join(folder, "and-seed4.jsonl"), 2000, 4.0)
+    os.makedirs(os.path.join(folder, "again"))
+    twice = eval_csv(os.path.join(folder, "again"), "and-seed4", cell)
+    training_log(os.path.join(folder, "again", "and-seed4.jsonl"), 2000, 4.0)
+    with pytest.raises(SystemExit, match=r"run and-seed4 at 2000 steps is in both .* give each evaluation once") as e:
+        multivalue.main([untrained, twice, f"--out={tmp_path / 'x'}"])
+    assert "\n" not in str(e.value)

@@ -289,6 +289,19 @@ def test_tuning_uses_held_out_documents(runs, tiny_data, tmp_path, monkeypatch):
     assert len(result["tune_examples"]) == 2  # one task, one depth, two examples
 
 
+def test_end_to_end_multivalue_rows_say_how_answers_are_wrong(runs, tmp_path, capsys):
+    out = str(tmp_path / "mv")
+    extrapolate.main([runs[1], "--task=retrieval", "--lengths=320", "--tasks=multivalue", "--depths=0,0.5",
+                      "--trials=3", "--device=cpu", f"--out={out}"])
+    rows = list(csv.DictReader(open(out + ".csv")))
+    assert len(rows) == 2 and {r["task"] for r in rows} == {"multivalue"}
+    for r in rows:  # 3 examples a cell: shares in thirds of (a quarter of the values each)
+        found, repeated = float(r["values_found"]), float(r["repeated"])
+        assert 0 <= found <= 1 and round(found * 12, 6) == round(found * 12) and repeated in (0, 1 / 3, 2 / 3, 1)
+        assert float(r["accuracy"]) <= found  # an answer that is right found every value
+    assert "| swan [swan NSSS] | off | multivalue: values found |" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args,message", [
     (["--tasks=passkey,treasure"], "unknown task 'treasure'"),
     (["--lengths=64"], "passkey with 1 key(s) needs lengths >= "),

@@ -113,6 +113,12 @@ def test_multivalue_in_random_order_lists_the_same_values_over_the_same_haystack
         assert written == " " + ", ".join(values[:3]) + " and " + values[3]
         orders.add(tuple(listed.index(v) for v in values))
     assert len(orders) >= 6  # 12 draws of the 24 orders: the needles' order is not favoured
+    # the order is drawn last, and only in the random form: the needles' form draws what it always drew
+    needles_rng, random_rng = np.random.default_rng(5), np.random.default_rng(5)
+    maker.make("multivalue", 501, tokens, spans, needles_rng, num_keys=4)
+    shuffled.make("multivalue", 501, tokens, spans, random_rng, num_keys=4)
+    needles_rng.permutation(4)
+    assert needles_rng.bit_generator.state == random_rng.bit_generator.state
     passkey = shuffled.make("passkey", 301, tokens, spans, np.random.default_rng(3))  # other tasks: unchanged
     assert np.array_equal(passkey.tokens, maker.make("passkey", 301, tokens, spans, np.random.default_rng(3)).tokens)
     with pytest.raises(DataError, match=r"unknown multivalue order 'sorted'; the orders are needles, random"):
