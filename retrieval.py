@@ -196,11 +196,12 @@ def print_tables(rows, lengths, L):
         for task, keys in tasks + [("all", None)]:
             match = dict(run=run, setting=setting) if task == "all" else dict(run=run, setting=setting, task=task, num_keys=keys)
             label = "all tasks" if task == "all" else task + (f" K={keys}" if task == "multikey" else "")
-            cells = [mean_accuracy(rows, length=T, **match) for T in lengths]
-            print(f"| {run} [{arch} {pattern}] | {setting} | {label} | " + " | ".join(f"{100 * a:.0f}" for a in cells) + " |")
-            for column, what in (("values_found", "multivalue: values found"), ("repeated", "multivalue: a value repeated")):
-                cells = [mean_accuracy(rows, length=T, key=column, **match) for T in lengths] if task == "multivalue" else []
-                if any(not math.isnan(a) for a in cells):  # decoded (a tokenizer given), not an earlier CSV
+            lines = [(label, "accuracy")]
+            if task == "multivalue":  # how its wrong answers are wrong, where they were decoded
+                lines += [("multivalue: values found", "values_found"), ("multivalue: a value repeated", "repeated")]
+            for what, column in lines:
+                cells = [mean_accuracy(rows, length=T, key=column, **match) for T in lengths]
+                if column == "accuracy" or any(not math.isnan(a) for a in cells):  # an earlier CSV has no decoding columns
                     print(f"| {run} [{arch} {pattern}] | {setting} | {what} | " + " | ".join(f"{100 * a:.0f}" for a in cells) + " |")
 
 

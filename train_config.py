@@ -101,25 +101,19 @@ def check_settings(cfg, model_settings):
         raise SystemExit(f"error: --nope_layers must be pattern, measured or measured-spread, got {cfg.nope_layers!r}")
     if cfg.distill_weight != TrainConfig.distill_weight and not cfg.distill_from:
         raise SystemExit(f"error: --distill_weight={cfg.distill_weight} weighs a teacher; give it with --distill_from=RUN")
-    if cfg.retrieval_list != TrainConfig.retrieval_list and cfg.retrieval == 0:
-        raise SystemExit(f"error: --retrieval_list={cfg.retrieval_list} sets the form of the needle tasks' multivalue "
-                         f"answers; give a mix with --retrieval=F")
-    if cfg.retrieval_order != TrainConfig.retrieval_order and cfg.retrieval == 0:
-        raise SystemExit(f"error: --retrieval_order={cfg.retrieval_order} orders the needle tasks' multivalue "
-                         f"answers; give a mix with --retrieval=F")
-    if cfg.retrieval_answer_weight != 1 and cfg.retrieval == 0:
-        raise SystemExit(f"error: --retrieval_answer_weight={cfg.retrieval_answer_weight} weighs the needle tasks' "
-                         f"answers; give a mix with --retrieval=F")
-    if cfg.source_optimizer and cfg.init_from == "scratch":
-        raise SystemExit("error: --source_optimizer is for a conversion (--init_from=RUN); this run starts from scratch")
-    if cfg.converted_first and cfg.init_from == "scratch":
-        raise SystemExit("error: --converted_first trains a conversion's N layers alone first (--init_from=RUN); this run starts from scratch")
-    if cfg.rope_fade and cfg.init_from == "scratch":
-        raise SystemExit("error: --rope_fade fades out the RoPE a conversion's N layers had (--init_from=RUN); this run starts from scratch")
-    if cfg.retrieval_list not in LIST_LAST:
-        raise SystemExit(f"error: --retrieval_list must be {' or '.join(LIST_LAST)}, got {cfg.retrieval_list!r}")
-    if cfg.retrieval_order not in ORDERS:
-        raise SystemExit(f"error: --retrieval_order must be {' or '.join(ORDERS)}, got {cfg.retrieval_order!r}")
+    for key, what in [("retrieval_list", "sets the form of the needle tasks' multivalue answers"),
+                      ("retrieval_order", "orders the needle tasks' multivalue answers"),
+                      ("retrieval_answer_weight", "weighs the needle tasks' answers")]:
+        if getattr(cfg, key) != getattr(TrainConfig, key) and cfg.retrieval == 0:
+            raise SystemExit(f"error: --{key}={getattr(cfg, key)} {what}; give a mix with --retrieval=F")
+    for key, what in [("source_optimizer", "is for a conversion"),
+                      ("converted_first", "trains a conversion's N layers alone first"),
+                      ("rope_fade", "fades out the RoPE a conversion's N layers had")]:
+        if getattr(cfg, key) and cfg.init_from == "scratch":
+            raise SystemExit(f"error: --{key} {what} (--init_from=RUN); this run starts from scratch")
+    for key, choices in [("retrieval_list", LIST_LAST), ("retrieval_order", ORDERS)]:
+        if getattr(cfg, key) not in choices:
+            raise SystemExit(f"error: --{key} must be {' or '.join(choices)}, got {getattr(cfg, key)!r}")
     unknown = set(cfg.retrieval_tasks.split(",")) - set(TASKS)
     if unknown:
         raise SystemExit(f"error: --retrieval_tasks: unknown task {sorted(unknown)[0]!r}; the tasks are {', '.join(TASKS)}")

@@ -106,10 +106,9 @@ def plot(rows, path):
     seeds = sorted({r["seed"] for r in rows})
     fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings) + 2.6, 3.8), sharey=True, squeeze=False)
     for ax, setting in zip(axes[0], settings):
-        for run, run_steps in dict.fromkeys((r["run"], r["steps"]) for r in rows):
+        for run, run_steps, variant, seed in dict.fromkeys((r["run"], r["steps"], r["variant"], r["seed"]) for r in rows):
             line = sorted((r["length"], r["accuracy"]) for r in rows
                           if r["run"] == run and r["steps"] == run_steps and r["setting"] == setting)
-            variant, _, seed = run.rpartition("-seed")
             ax.plot([x for x, _ in line], [100 * y for _, y in line], color=COLORS.get(variant, "gray"),
                     ls=STYLES[steps.index(run_steps) % len(STYLES)], marker="os^vD"[seeds.index(seed) % 5], ms=3,
                     label=f"{run}, {run_steps} steps")
