@@ -9,8 +9,17 @@ keep every SM busy at small batch is to split the S slots. The grid is (B * H, n
 program takes one query head and one contiguous chunk of the slots, walks it in tiles of BLOCK_S
 slots keeping an online softmax (running max, sum, weighted value sum) in float32, and writes those
 partials to a small float32 workspace. A second small kernel merges the n_splits partials of each
-(batch, head) into the output, in q's dtype. With one split (every window ring of W <= 512 slots,
-any cache of <= 512), the first kernel finishes the softmax itself: one launch, no workspace.
+(batch, head) into the output, in q's dtype. With one split (a cache of <= 64 slots), the first
+kernel finishes the softmax itself: one launch, no workspace.
+
+Short caches are split too, into chunks of 64 slots: a program's tiles are loaded one after
+another (a tile's key positions, then its keys and values), so a program that walks a whole
+window ring of 512 slots waits on ~16 memory round trips in a row, while 8 programs of 64 slots
+wait on 2 each, side by side. Measured on an H100 inside a CUDA graph (`python bench_attention.py
+--decode`: B=8, H=12, D=64, the combine included): a ring of 512 slots 13.4 -> 5.6 us against one
+split per 512 slots, a global cache of 1,280 slots 14.1 -> 8.3 us, and 33k slots read at 2.98 TB/s
+(the GPU's copy rate) either way. One warp per program (64 slots x 64 dims) there: four warps
+read the 33k cache at 2.86 TB/s (notes/kernel.md).
 
 The step stays capturable in a CUDA graph: the query's position is read from device memory inside
 the kernel (never .item()), and every size (grid, workspace, splits) is a function of the shapes
@@ -33,7 +42,7 @@ import triton.language as tl
 
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _LOG2E = 1.4426950408889634
-SPLIT_SLOTS = 512  # a split covers at most this many slots (until MAX_SPLITS): a ring of W <= 512 is one split
+SPLIT_SLOTS = 64  # a split covers at most this many slots (until MAX_SPLITS): short caches split too (above)
 MAX_SPLITS = 64  # the combine holds all of a head's partials in registers: 64 x D floats at most
 EMPTY_MAX = -1.0e30  # the running max before any seen slot: finite, so exp2(EMPTY_MAX - m) is 0, never NaN
 
@@ -128,11 +137,12 @@ def _decode_combine(M_WS, L_WS, ACC_WS, O, sob, soh, H, n_splits, D: tl.constexp
 # -----------------------------------------------------------------------------
 # host launcher and the custom-op wiring
 
-def _config():
+def _config(block_d=64):
     if _INTERPRET:  # small tiles, so that the CPU tests cross many tile and split edges quickly
         return dict(BLOCK_S=16, num_warps=1)
-    # not yet measured on a GPU: 64 slots x D=128 in float32 is 64 registers a thread for k and v each
-    return dict(BLOCK_S=64, num_warps=4)
+    # One warp per 64 dims of the head (the H100 measurement above is D=64): tiles of 64 slots x
+    # 64 dims in float32 already fill a warp's registers for k and v, so wider heads get more warps.
+    return dict(BLOCK_S=64, num_warps=max(1, block_d // 64))
 
 
 def decode_splits(S, split_slots=SPLIT_SLOTS, block_s=None):
@@ -149,14 +159,14 @@ def decode_splits(S, split_slots=SPLIT_SLOTS, block_s=None):
 def _decode_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_pos: torch.Tensor, query_pos: torch.Tensor,
                slopes: Optional[torch.Tensor], sigmoid: bool, scale: float, split_slots: int) -> torch.Tensor:
     B, H, _, D = q.shape
-    S, cfg = k.shape[2], _config()
+    block_d = triton.next_power_of_2(D)
+    S, cfg = k.shape[2], _config(block_d)
     n_splits, split_len = decode_splits(S, split_slots, cfg["BLOCK_S"])
     o = q.new_empty(B, H, 1, D)
     m_ws = l_ws = acc_ws = o  # placeholders: not read or written with one split
     if n_splits > 1:  # float32 partials, a few bytes per split against the cache's bytes read
         m_ws, l_ws = (q.new_empty(B * H, n_splits, dtype=torch.float32) for _ in range(2))
         acc_ws = q.new_empty(B * H, n_splits, D, dtype=torch.float32)
-    block_d = triton.next_power_of_2(D)
     _decode_partial[(B * H, n_splits)](
         q, k, v, key_pos, query_pos, key_pos if slopes is None else slopes, o, m_ws, l_ws, acc_ws,
         q.stride(0), q.stride(1), *k.stride()[:3], *v.stride()[:3], o.stride(0), o.stride(1),

@@ -13,7 +13,7 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
    compiled with torch.compile (one graph per kind of layer, static shapes). Reported: tokens/s
    over train_steps steps after warm-up, and the peak GPU memory.
 2. Generation, bf16 weights: a prompt of C tokens through the model at once into a static-shape
-   KV cache (prefill tokens/s), then decode_steps one-token steps of greedy decoding, each step
+   KV cache (prefill tokens/s, the median of PREFILL_TIMES timed passes), then decode_steps one-token steps of greedy decoding, each step
    a replayed CUDA graph (decode tokens/s = batch x steps / time), and the cache's bytes.
    Beside each decode figure, the step's floor: the bytes a step must read (the bf16 weights
    once, and the keys and values its layers attend: every position in a global layer, W in a
@@ -31,6 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -39,6 +40,8 @@ from common import (autocast_for, check_out, check_positive, parse_list, parse_s
 from model import ARCHS, GPT, GPTConfig, KVCache
 
 
+# a 1k-context prefill takes a few ms, and one timing of it moved by up to 20% between runs
+PREFILL_TIMES = 5  # timed prefills per context; the median counts
 COLUMNS = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s", "kv_bytes",
            "decode_step_ms", "decode_backend", "decode_compiled", "floor_ms", "floor_x", "copy_gb_s", "device", "torch", "triton"]  # OUT.csv
 
@@ -180,7 +183,7 @@ def bench_generate(cfg, arch, model, C, B, device, bandwidth):
     fresh_start(device)
     prompt = torch.randint(cfg.vocab_size, (B, C), device=device)
     times = []
-    for _ in range(2):  # the first prefill also builds the kernels; the second is timed
+    for _ in range(1 + PREFILL_TIMES):  # the first prefill also builds the kernels; the others are timed
         cache = None  # freed before the next is allocated
         cache = KVCache(model.config, B, C + 2 * cfg.decode_steps, device)
         sync(device)
@@ -199,7 +202,7 @@ def bench_generate(cfg, arch, model, C, B, device, bandwidth):
     decode_s = time.perf_counter() - t0
     floor_ms = 1e3 * step_bytes(model, B, C + 3 * cfg.decode_steps // 2) / bandwidth  # the timed steps' middle
     step_ms = 1e3 * decode_s / cfg.decode_steps
-    return dict(prefill_tok_s=B * C / times[-1], decode_tok_s=B * cfg.decode_steps / decode_s,
+    return dict(prefill_tok_s=B * C / float(np.median(times[1:])), decode_tok_s=B * cfg.decode_steps / decode_s,
                 kv_bytes=cache.nbytes(), batch=B, decode_step_ms=step_ms, floor_ms=floor_ms, floor_x=step_ms / floor_ms)
 
 

@@ -4,6 +4,7 @@ TFLOP/s forward and forward+backward, bf16, and the kernel's error against float
 
     python bench_attention.py           # the README's five shapes (an H100: a few minutes)
     python bench_attention.py --quick   # two small shapes
+    python bench_attention.py --decode  # the decoding kernel alone, inside a CUDA graph
 
 Every rate is counted on the window's FLOPs, 4 * D * sum_i min(i + 1, W) per head forward and
 2.5x that backward, whatever a kernel computes; the global causal table counts causal FLOPs.
@@ -28,6 +29,7 @@ NAMES = ["triton", "flex", "sdpa causal", "sdpa mask", "torch", "sig+alibi"]  # 
 @dataclass
 class BenchAttentionConfig:
     quick: bool = False  # two small shapes instead of the five of the README
+    decode: bool = False  # time the decoding kernel (attention_decode_triton) instead, at several split sizes
 
 
 def timed(fn, q, k, v, do):
@@ -131,6 +133,51 @@ def bench_global(quick):
                   f" {cell(sdpa[p], flops * mult)}")
 
 
+def graph_time_us(fn, launches=20, replays=10):
+    """Microseconds per call of fn, captured `launches` times in one CUDA graph and replayed: the
+    way a decoding step runs it, with no host launch cost in the figure."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # compiles and allocates outside the graph
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(launches):
+            fn()
+    graph.replay()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(replays):
+        graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return 1e3 * start.elapsed_time(end) / (replays * launches)
+
+
+def bench_decode():
+    """One layer's decoding attention at batch 8, 12 heads of 64: a full window ring of 512 slots
+    and global caches of 1,280 and 33,024 slots, split every 64 slots (the default) or every 512."""
+    from attention_decode_triton import attention_decode_triton
+    B, H, D = 8, 12, 64
+    print("\ndecoding kernel, one layer: us per call in a CUDA graph and GB/s of keys and values read")
+    print(f"{'slots (seen)':<22}" + "".join(f"{f'split_slots={n}':>24}" for n in (64, 512)))
+    for S, pos in [(512, 5000), (1280, 1100), (33024, 32800)]:
+        g = torch.Generator(device="cuda").manual_seed(0)
+        q = torch.randn(B, H, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
+        k, v = (torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(2))
+        slot = torch.arange(S, device="cuda")
+        # a ring holds positions pos - 511 .. pos; a global cache slot p holds position p, seen up to pos
+        key_pos = (pos - (pos - slot) % S if S == 512 else torch.where(slot <= pos, slot, -1)).int()
+        query_pos = torch.tensor([pos], device="cuda", dtype=torch.int32)
+        seen = int(((key_pos >= 0) & (key_pos <= pos)).sum())
+        cells = []
+        for split_slots in (64, 512):
+            us = graph_time_us(lambda: attention_decode_triton(q, k, v, key_pos, query_pos, split_slots=split_slots))
+            cells.append(f"{us:12.2f} {2 * B * H * seen * D * 2 / us / 1e3:8.0f} GB/s")
+        print(f"{f'{S} ({seen})':<22}" + "".join(f"{c:>24}" for c in cells))
+
+
 def main(argv):
     cfg = BenchAttentionConfig(**parse_settings(argv, BenchAttentionConfig, doc=__doc__, presets=False))
     if not torch.cuda.is_available():
@@ -139,6 +186,9 @@ def main(argv):
     from torch.nn.attention.flex_attention import flex_attention
     warnings.simplefilter("ignore")  # flex's and torch.compile's notices would split the table
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}, bf16")
+    if cfg.decode:
+        bench_decode()
+        return
     flex = torch.compile(flex_attention)
     bench_windows(QUICK_SHAPES if cfg.quick else SHAPES, flex)
     bench_global(cfg.quick)

@@ -47,7 +47,7 @@ def reference_from_cache(q, k, v, key_pos, pos, kind, slopes):
     return reference(q, k, v, None, kind, slopes)
 
 
-CASES = [  # slots, pos, ring, D, kind, alibi, split_slots (512: the default)
+CASES = [  # slots, pos, ring, D, kind, alibi, split_slots (64: the default; 512: one split up to 512 slots)
     (67, 40, False, 16, "softmax", False, 512),  # global, empty tail of 26 slots, one split
     (67, 40, False, 24, "sigmoid", True, 512),  # a head dim that is not a power of two
     (67, 40, False, 16, "softmax", True, 16),  # 5 splits, the last two entirely unseen
@@ -55,8 +55,10 @@ CASES = [  # slots, pos, ring, D, kind, alibi, split_slots (512: the default)
     (5, 66, True, 16, "softmax", True, 512),  # a ring of 5 after wrap-around: 62..66 out of order
     (5, 2, True, 16, "sigmoid", True, 512),  # a ring not yet full: slots 3 and 4 empty
     (37, 100, True, 32, "softmax", False, 16),  # a ring split in three, wrapped mid-split
-    (1000, 900, False, 16, "softmax", True, 512),  # the default splits: 2 of 512 and 488 slots
+    (1000, 900, False, 16, "softmax", True, 512),  # 2 splits of 512 and 488 slots
     (1000, 900, False, 16, "sigmoid", True, 512),
+    (1000, 900, False, 16, "softmax", True, 64),  # the default: 16 splits of 64, the last 40 slots
+    (512, 700, True, 64, "softmax", False, 64),  # a full window ring of 512, as a model's S layer: 8 splits
 ]
 # ALiBi over 900 positions makes logits of up to ~450 (~650 in base 2), whose float32 rounding
 # (~4e-5 absolute) is a relative error of the softmax weights: measured 9.2e-6 here, and 4.5e-6
@@ -80,8 +82,9 @@ def test_matches_float64_reference(slots, pos, ring, D, kind, alibi, split_slots
 
 def test_split_count_is_a_function_of_the_shape():
     assert decode_splits(5, block_s=64) == (1, 64)  # a small ring: one tile
-    assert decode_splits(512, block_s=64) == (1, 512)  # a window ring of W = 512: one split
-    assert decode_splits(1000, block_s=64) == (2, 512)
+    assert decode_splits(512, block_s=64) == (8, 64)  # a window ring of W = 512: 8 programs side by side
+    assert decode_splits(1000, block_s=64) == (16, 64)
+    assert decode_splits(1000, 512, block_s=64) == (2, 512)
     # 32k + 128 slots: capped at 64 splits of 514, rounded up to whole tiles: 58 of 576 (the last 8 of 512)
     assert decode_splits(32768 + 128, block_s=64) == (58, 576)
     assert decode_splits(67, 16, block_s=16) == (5, 16)
