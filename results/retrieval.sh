@@ -5,18 +5,21 @@
 # order and schedule) and the same retrieval mix (MIX: from halfway on, half the sequences are
 # needle tasks with at most 4 keys, multikey and multivalue drawn twice as often as passkey, which
 # is learned fastest, and each answer token weighs 10 times in the loss: the mix that taught
-# multikey in results/retrieval_mix.sh), plus swan without the mix, to measure what the mix costs
-# in language-model loss.
+# multikey in results/retrieval_mix.sh; multivalue's training answers list the values in a random
+# order, which results/multivalue.sh found to remove its cliff at L), plus swan without the mix,
+# to measure what the mix costs in language-model loss.
 # Then extrapolate.py --task=retrieval at L ... 128 L, every task and depth, scaling off and at
 # each run's tuned base.
 #
 #   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
-#   bash results/retrieval.sh                            # one H100: about 19 minutes (7.5 training, 11.5 evaluation)
-#   (timed before the evaluation decoded every multivalue answer it gets wrong, not only those whose
-#   first token begins a value: expect the evaluation to take a few minutes more)
+#   bash results/retrieval.sh             # one H100: about 19 minutes (7.5 training, 11.5 evaluation) before the
+#                                         # evaluation decoded every wrong multivalue answer; two H200s: 13 minutes
 #
+#   MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 \
+#       --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue" PREFIX=results/retrieval_needles \
+#       bash results/retrieval.sh   # multivalue answers in the needles' order: the previous headline
 #   MIX="--retrieval=0.5 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue" \
-#       PREFIX=results/retrieval_uniform bash results/retrieval.sh   # the earlier mix: all along, answers weighed 1
+#       PREFIX=results/retrieval_uniform bash results/retrieval.sh   # the first mix: all along, answers weighed 1
 #
 # The trainings run side by side, spread over the GPUs there are (their compiles overlap); with
 # two or more GPUs the evaluation is split in two halves, one per GPU, both holding swan, and
@@ -28,7 +31,7 @@ set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-retrieval}
 PREFIX=${PREFIX:-results/retrieval}
-MIX=${MIX:---retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue}
+MIX=${MIX:---retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue --retrieval_order=random}
 ONLY=${ONLY:-}
 source "$(dirname "$0")/gpus.sh"  # SLOTS (the GPU ids from GPUS), on_next_gpu, wait_all
 mkdir -p "$RUNS"
