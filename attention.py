@@ -136,8 +136,8 @@ def attention_decode(q, k, v, key_pos, query_pos, *, kind="softmax", alibi_slope
     about 0.8% instead of 0.2% against float64, for 512 keys).
     backend: "torch" (the default: this function's own matmuls, any device and dtype) or "triton"
     (attention_decode_triton.py: one split-K kernel that computes the logits in float32 and skips
-    the empty slots; CUDA, or Triton's interpreter on the CPU; not yet measured on a GPU, hence
-    not the default)."""
+    the empty slots; CUDA, or Triton's interpreter on the CPU; faster on an H100, README, but
+    opt-in: the torch path is what every device runs)."""
     if backend not in ("torch", "triton"):
         raise ValueError(f"backend must be 'torch' or 'triton', got {backend!r}")
     _check_heads(q, k, v)

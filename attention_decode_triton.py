@@ -16,10 +16,10 @@ Short caches are split too, into chunks of 64 slots: a program's tiles are loade
 another (a tile's key positions, then its keys and values), so a program that walks a whole
 window ring of 512 slots waits on ~16 memory round trips in a row, while 8 programs of 64 slots
 wait on 2 each, side by side. Measured on an H100 inside a CUDA graph (`python bench_attention.py
---decode`: B=8, H=12, D=64, the combine included): a ring of 512 slots 13.4 -> 5.6 us against one
-split per 512 slots, a global cache of 1,280 slots 14.1 -> 8.3 us, and 33k slots read at 2.98 TB/s
-(the GPU's copy rate) either way. One warp per program (64 slots x 64 dims) there: four warps
-read the 33k cache at 2.86 TB/s (notes/kernel.md).
+--decode`: B=8, H=12, D=64, one warp, the combine included): a ring of 512 slots 13.4 -> 5.6 us
+against one split per 512 slots, a global cache of 1,280 slots 14.1 -> 8.3 us, and 33k slots read
+at 2.98 TB/s (the GPU's copy rate) either way. One warp per program (64 slots x 64 dims): four
+warps read the 33k cache at 2.85 TB/s in a throwaway sweep (notes/kernel.md).
 
 The step stays capturable in a CUDA graph: the query's position is read from device memory inside
 the kernel (never .item()), and every size (grid, workspace, splits) is a function of the shapes
@@ -140,8 +140,9 @@ def _decode_combine(M_WS, L_WS, ACC_WS, O, sob, soh, H, n_splits, D: tl.constexp
 def _config(block_d=64):
     if _INTERPRET:  # small tiles, so that the CPU tests cross many tile and split edges quickly
         return dict(BLOCK_S=16, num_warps=1)
-    # One warp per 64 dims of the head (the H100 measurement above is D=64): tiles of 64 slots x
-    # 64 dims in float32 already fill a warp's registers for k and v, so wider heads get more warps.
+    # One warp per 64 dims of the head: measured on an H100 at D=64 only (above). Tiles of 64
+    # slots x 64 dims in float32 already fill a warp's registers for k and v, so wider heads get
+    # more warps (not measured), and a float32 cache spills some (slower, not wrong).
     return dict(BLOCK_S=64, num_warps=max(1, block_d // 64))
 
 

@@ -13,8 +13,9 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
    compiled with torch.compile (one graph per kind of layer, static shapes). Reported: tokens/s
    over train_steps steps after warm-up, and the peak GPU memory.
 2. Generation, bf16 weights: a prompt of C tokens through the model at once into a static-shape
-   KV cache (prefill tokens/s, the median of PREFILL_TIMES timed passes), then decode_steps one-token steps of greedy decoding, each step
-   a replayed CUDA graph (decode tokens/s = batch x steps / time), and the cache's bytes.
+   KV cache (prefill tokens/s, the median of PREFILL_TIMES timed passes; single passes before
+   that change), then decode_steps one-token steps of greedy decoding, each step a replayed CUDA
+   graph (decode tokens/s = batch x steps / time), and the cache's bytes.
    Beside each decode figure, the step's floor: the bytes a step must read (the bf16 weights
    once, and the keys and values its layers attend: every position in a global layer, W in a
    window layer) over the GPU's copy bandwidth measured in the same run, and the step's time in

@@ -29,7 +29,7 @@ NAMES = ["triton", "flex", "sdpa causal", "sdpa mask", "torch", "sig+alibi"]  # 
 @dataclass
 class BenchAttentionConfig:
     quick: bool = False  # two small shapes instead of the five of the README
-    decode: bool = False  # time the decoding kernel (attention_decode_triton) instead, at several split sizes
+    decode: bool = False  # time the decoding kernel (attention_decode_triton) instead, at two split sizes (--quick does not apply)
 
 
 def timed(fn, q, k, v, do):
@@ -157,7 +157,9 @@ def graph_time_us(fn, launches=20, replays=10):
 
 def bench_decode():
     """One layer's decoding attention at batch 8, 12 heads of 64: a full window ring of 512 slots
-    and global caches of 1,280 and 33,024 slots, split every 64 slots (the default) or every 512."""
+    and global caches of 1,280 and 33,024 slots, split every 64 slots (the default) or every 512,
+    one warp per program in both (timing only: the tests check the kernel's output). The same cache
+    is read at every launch, so caches that fit in the GPU's L2 are read from there."""
     from attention_decode_triton import attention_decode_triton
     B, H, D = 8, 12, 64
     print("\ndecoding kernel, one layer: us per call in a CUDA graph and GB/s of keys and values read")
