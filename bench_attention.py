@@ -1,6 +1,6 @@
 """
 The window kernel against FlexAttention, SDPA and the PyTorch path, on one GPU: milliseconds and
-TFLOP/s forward and forward+backward, bf16, and the kernel's error against float32.
+TFLOP/s forward and forward+backward, bf16, and the kernel's error against float64.
 
     python bench_attention.py           # the README's five shapes (an H100: a few minutes)
     python bench_attention.py --quick   # two small shapes
@@ -68,17 +68,17 @@ def contenders(T, W, H, flex):
 
 
 def kernel_errors(q, k, v, do, W, slopes):
-    """Max relative error over out, dq, dk, dv of the kernel against float32 through the torch path,
+    """Max relative error over out, dq, dk, dv of the kernel against float64 through the torch path,
     softmax and sigmoid+ALiBi."""
     errs = []
     for kind, sl in [("softmax", None), ("sigmoid", slopes)]:
         ours = attention(q, k, v, window=W, kind=kind, alibi_slopes=sl, backend="triton")
         ours = [ours, *torch.autograd.grad(ours, (q, k, v), do)]
-        q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
-        ref = _attention_torch(q32, k32, v32, W, kind, sl, q.shape[-1] ** -0.5)
-        ref = [ref, *torch.autograd.grad(ref, (q32, k32, v32), do.float())]
-        errs.append(max(((a.float() - b).norm() / b.norm()).item() for a, b in zip(ours, ref)))
-        del ours, ref, q32, k32, v32
+        q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+        ref = _attention_torch(q64, k64, v64, W, kind, None if sl is None else sl.double(), q.shape[-1] ** -0.5)
+        ref = [ref, *torch.autograd.grad(ref, (q64, k64, v64), do.double())]
+        errs.append(max(((a.double() - b).norm() / b.norm()).item() for a, b in zip(ours, ref)))
+        del ours, ref, q64, k64, v64
         torch.cuda.empty_cache()
     return errs
 
@@ -94,7 +94,7 @@ def cell(ms, flops):
 
 
 def bench_windows(shapes, flex):
-    print("\nms and TFLOP/s (window FLOPs). err: max over out, dq, dk, dv of |ours - ref| / |ref|, ref in float32")
+    print("\nms and TFLOP/s (window FLOPs). err: max over out, dq, dk, dv of |ours - ref| / |ref|, ref in float64")
     print(f"{'B,H,T,D,W':<22} {'pass':<7}" + "".join(f"{n:>15}" for n in NAMES)
           + "  flex/ours sdpa/ours sig/soft  err soft   err sig")
     for B, H, T, D, W in shapes:
@@ -158,12 +158,15 @@ def graph_time_us(fn, launches=20, replays=10):
 def bench_decode():
     """One layer's decoding attention at batch 8, 12 heads of 64: a full window ring of 512 slots
     and global caches of 1,280 and 33,024 slots, split every 64 slots (the default) or every 512,
-    one warp per program in both (timing only: the tests check the kernel's output). The same cache
-    is read at every launch, so caches that fit in the GPU's L2 are read from there."""
+    one warp per program in both, and the output's error |out - ref| / |ref| against the torch path
+    in float64. The same cache is read at every launch, so caches that fit in the GPU's L2 are read
+    from there."""
+    from attention import attention_decode
     from attention_decode_triton import attention_decode_triton
     B, H, D = 8, 12, 64
-    print("\ndecoding kernel, one layer: us per call in a CUDA graph and GB/s of keys and values read")
-    print(f"{'slots (seen)':<22}" + "".join(f"{f'split_slots={n}':>24}" for n in (64, 512)))
+    print("\ndecoding kernel, one layer: us per call in a CUDA graph, GB/s of keys and values read, and the")
+    print("output's error against float64")
+    print(f"{'slots (seen)':<22}" + "".join(f"{f'split_slots={n}':>34}" for n in (64, 512)))
     for S, pos in [(512, 5000), (1280, 1100), (33024, 32800)]:
         g = torch.Generator(device="cuda").manual_seed(0)
         q = torch.randn(B, H, 1, D, device="cuda", dtype=torch.bfloat16, generator=g)
@@ -173,11 +176,14 @@ def bench_decode():
         key_pos = (pos - (pos - slot) % S if S == 512 else torch.where(slot <= pos, slot, -1)).int()
         query_pos = torch.tensor([pos], device="cuda", dtype=torch.int32)
         seen = int(((key_pos >= 0) & (key_pos <= pos)).sum())
+        ref = attention_decode(q.double(), k.double(), v.double(), key_pos, query_pos)  # (B, H, 1, D)
         cells = []
         for split_slots in (64, 512):
+            out = attention_decode_triton(q, k, v, key_pos, query_pos, split_slots=split_slots)
+            err = ((out.double() - ref).norm() / ref.norm()).item()
             us = graph_time_us(lambda: attention_decode_triton(q, k, v, key_pos, query_pos, split_slots=split_slots))
-            cells.append(f"{us:12.2f} {2 * B * H * seen * D * 2 / us / 1e3:8.0f} GB/s")
-        print(f"{f'{S} ({seen})':<22}" + "".join(f"{c:>24}" for c in cells))
+            cells.append(f"{us:12.2f} {2 * B * H * seen * D * 2 / us / 1e3:8.0f} GB/s {err:8.1e}")
+        print(f"{f'{S} ({seen})':<22}" + "".join(f"{c:>34}" for c in cells))
 
 
 def main(argv):

@@ -20,7 +20,10 @@ Runs with N (NoPE) layers are also evaluated with dynamic attention scaling, one
 --scale_base (`off` = none). --tune_scale picks each run's base on a quarter of the val documents
 kept apart (every 4th by length, longest first) at the longest length; those documents are then
 left out of every reported number. "off" is always a candidate, the grid grows past an edge until
-the best base is inside it, then is refined between neighbours (tune_base). Writes OUT.csv
+the best base is inside it, then is refined between neighbours (tune_base). The paper's scale,
+log(a + n) / log(a), is above 1 at every position, those the model trained on too;
+--scale_from_L starts it at each run's L instead: 1 up to L, then 1 + log_a((a + n) / (a + L)),
+the paper's curve less its rise up to L (its settings are named "a=... from L"). Writes OUT.csv
 (every number) and OUT.png, by default into the first run's folder (RUN/extrapolation, or
 RUN/retrieval with --task=retrieval), and prints a markdown table.
 """
@@ -52,6 +55,7 @@ class ExtrapolateConfig:
     max_len: int = 0  # default 32 L
     scale_base: str = ""  # comma-separated bases a > 1 and/or `off`, for runs with N layers
     tune_scale: bool = False  # also a per-run base tuned on held-out val documents
+    scale_from_L: bool = False  # scaling begins at each run's L: 1 up to it, the paper's curve's rise beyond it
     num_windows: int = 32  # loss: windows per length (fewer if fewer fit)
     tail: int = 0  # loss: score only the last TAIL tokens of each window, the same ones at every length; 0 = all
     tasks: str = "passkey,multikey,multivalue"  # retrieval: which tasks
@@ -164,6 +168,8 @@ def load_runs(runs, cfg):
     models = []
     for where in runs:
         model, ckpt = load_model(where, "cpu")
+        if cfg.scale_from_L:
+            model.set_scale_base(None, start=model.config.block_size)
         trained_id = trained_tokenizer(ckpt)
         label = run_label(where)
         if label in [m["label"] for m in models]:
@@ -206,6 +212,8 @@ def split_documents(cfg, models, spans, data_dir):
     """(report, tune) document indices: with --tune_scale a quarter is set apart for tuning and
     never reported on."""
     has_n = any("N" in m["pattern"] for m in models)  # scaling only touches N layers
+    if cfg.scale_from_L and not (cfg.scale_base or cfg.tune_scale):
+        raise SystemExit("error: --scale_from_L says where scaling begins; give the bases too (--scale_base or --tune_scale)")
     if (cfg.scale_base or cfg.tune_scale) and not has_n:
         print("note: no run has an N layer, so no scaling applies: each is evaluated once (off)")
     if not (cfg.tune_scale and has_n):
@@ -267,15 +275,18 @@ def evaluate_loss(m, cfg, tokens, windows, tune, bases, device, autocast, bar):
                          scale_base=base or "", kind=kind, length=T, loss=loss, n_windows=n_windows,
                          n_tokens=n_tokens, **extra))
 
-    settings = [(setting_name(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
+    def named(base):  # a setting's name, with where its scaling begins (--scale_from_L)
+        return setting_name(base, model.config.scale_start)
+
+    settings = [(named(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
     if "N" in m["pattern"] and tune is not None:
         T_tune, starts = tune
-        best, losses, interior = tune_base(lambda b: mean_loss(b, starts, T_tune, "tune " + setting_name(b), cfg.tail)[1])
+        best, losses, interior = tune_base(lambda b: mean_loss(b, starts, T_tune, "tune " + named(b), cfg.tail)[1])
         for base, loss in sorted(losses.items(), key=lambda x: x[0] or 0):
-            row(setting_name(base), base, "tune", T_tune, loss, len(starts))
-        settings.append((f"tuned ({setting_name(best)})", best))
+            row(named(base), base, "tune", T_tune, loss, len(starts))
+        settings.append((f"tuned ({named(best)})", best))
         tune_note = dict(interior=interior, gain_over_off=losses[None] - losses[best])
-        print(f"{m['label']}: tuned scale_base {setting_name(best)}, {losses[None] - losses[best]:.4f} below off "
+        print(f"{m['label']}: tuned scale_base {named(best)}, {losses[None] - losses[best]:.4f} below off "
               f"({'inside' if interior else 'at the edge of'} the grid)")
     for name, base in settings:
         means = {}

@@ -45,6 +45,7 @@ class GPTConfig:
     attn: str = "softmax"  # "softmax" | "sigmoid" (SWAT)
     alibi: str = "none"  # "none" | "balanced" (SWAT) | "negative" (standard ALiBi): per-head slopes on the logits
     scale_base: float | None = None  # dynamic attention scaling base a for N layers, eval only
+    scale_start: int = 0  # queries before this position are not scaled; 0 = the paper's curve (see forward)
     n_kv_head: int = 0  # key/value heads (grouped-query attention: n_head a multiple of it); 0 = n_head
     mlp: str = "gelu"  # "gelu" (4x wide, GPT-2) | "swiglu" (Llama: silu(gate) * up)
     mlp_hidden: int = 0  # the MLP's hidden width; 0 = 4 * n_embd
@@ -72,6 +73,8 @@ class GPTConfig:
             bad("alibi", self.alibi, f"'none' or 'negative' with an odd n_head={self.n_head}")
         if self.scale_base is not None and self.scale_base <= 1:
             bad("scale_base", self.scale_base, "None or a number > 1 (log(a) must be positive)")
+        if self.scale_start < 0:
+            bad("scale_start", self.scale_start, "an integer >= 0")
         if self.n_kv_head < 0 or (self.n_kv_head and self.n_head % self.n_kv_head):
             bad("n_kv_head", self.n_kv_head, f"0 (= n_head) or a divisor of n_head={self.n_head}")
         if self.mlp not in ("gelu", "swiglu"):
@@ -207,10 +210,13 @@ class Attention(nn.Module):
             q, k = apply_rope(q, *faded), apply_rope(k, *faded)
         elif self.config.scale_base is not None and not self.training:
             # dynamic attention scaling (NoPE layers, inference only): the query at position n is
-            # multiplied by log(a + n) / log(a), sharpening attention as the context grows
-            a = self.config.scale_base
+            # multiplied by log(a + n) / log(a), sharpening attention as the context grows. From a
+            # scale_start n0 > 0 on, the same curve less its rise up to n0: 1 + log_a((a + n) / (a + n0)),
+            # and 1 before n0 (with n0 = L, the positions the model trained on are left as trained)
+            a, n0 = self.config.scale_base, self.config.scale_start
             n = cache.pos_t.float() if decoding else torch.arange(p0, p0 + T, device=x.device, dtype=torch.float32)
-            q = (q * (torch.log(a + n) / math.log(a)).view(T, 1)).type_as(q)
+            s = 1 + (torch.log(a + n) - math.log(a + n0)).clamp(min=0) / math.log(a)  # (T,); = log_a(a + n) for n0 = 0
+            q = (q * s.view(T, 1)).type_as(q)
         window = self.config.window if self.kind == "S" else None
         if cache is None:
             y = attention(q, k, v, window=window, kind=self.config.attn, alibi_slopes=self.alibi_slopes)
@@ -294,11 +300,16 @@ class GPT(nn.Module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
-    def set_scale_base(self, base):
-        """Dynamic attention scaling of the N layers at evaluation: a base a > 1, or None (off)."""
+    def set_scale_base(self, base, start=None):
+        """Dynamic attention scaling of the N layers at evaluation: a base a > 1, or None (off);
+        start (if given): the position where it begins (0: the paper's curve; forward)."""
         if base is not None and not base > 1:
             raise ValueError(f"scale_base must be None or a number > 1 (log(a) must be positive), got {base}")
+        if start is not None and start < 0:
+            raise ValueError(f"scale_start must be >= 0, got {start}")
         self.config.scale_base = base  # the attention layers share this config and read it per call
+        if start is not None:
+            self.config.scale_start = start
         return self
 
     def set_rope_fade(self, fraction):

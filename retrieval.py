@@ -150,13 +150,16 @@ def evaluate(models, cfg, data_dir, tokens, spans, report_docs, tune_docs, lengt
     rows = []
     for m in models:
         model = m["model"].to(device)
-        settings = [(setting_name(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
+        def named(base, start=model.config.scale_start):  # a setting's name, with where its scaling begins
+            return setting_name(base, start)
+
+        settings = [(named(b), b) for b in bases] if "N" in m["pattern"] else [("off", None)]
         if "N" in m["pattern"] and tune:
             best, losses, interior = tune_base(lambda b: score(model.set_scale_base(b), tune, device, autocast,
                                                                cfg.batch_size)[1].mean())
-            settings.append((f"tuned ({setting_name(best)})", best))
+            settings.append((f"tuned ({named(best)})", best))
             tune_note = dict(interior=interior, gain_over_off=losses[None] - losses[best])  # in answer loss
-            print(f"{m['label']}: tuned scale_base {setting_name(best)} (answer loss {losses[best]:.3f}, "
+            print(f"{m['label']}: tuned scale_base {named(best)} (answer loss {losses[best]:.3f}, "
                   f"off {losses[None]:.3f}; {'inside' if interior else 'at the edge of'} the grid)")
         for name, base in settings:
             model.set_scale_base(base)

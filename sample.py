@@ -26,6 +26,7 @@ class SampleConfig:
     temperature: float = 0.8  # 0 = greedy
     top_k: int = 200  # 0 = no top-k cut
     scale_base: float | None = None  # dynamic attention scaling for N layers (None = off)
+    scale_from_L: bool = False  # the scaling begins at the training length L (the positions trained on left as they were)
     echo: bool = True  # print the prompt before each continuation (false: the continuation alone)
     data_dir: str = ""  # where the tokenizer is; default: the checkpoint's dataset
     device: str = "auto"
@@ -40,9 +41,13 @@ def main(argv):
         raise SystemExit(f"error: --top_k={cfg.top_k} must be >= 0 (0 = no top-k cut)")
     if cfg.scale_base is not None and not cfg.scale_base > 1:  # checked here: it is the setting, not the checkpoint
         raise SystemExit(f"error: --scale_base={cfg.scale_base} must be a number > 1 (log(a) must be positive) or off")
+    if cfg.scale_from_L and cfg.scale_base is None:
+        raise SystemExit("error: --scale_from_L says where scaling begins; give the base too (--scale_base=A)")
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model, ckpt = load_model(cfg.out_dir, device, scale_base=cfg.scale_base)
+    if cfg.scale_from_L:
+        model.set_scale_base(cfg.scale_base, start=model.config.block_size)
     model.eval()
     if cfg.scale_base is not None and "N" not in model.config.layer_pattern:
         print(f"note: --scale_base scales N layers only; this model ({model.config.layer_pattern}) has none, so it "

@@ -15,8 +15,8 @@ def scale_item(v):  # a base a > 1, or `off`
     return None if v.lower() in ("off", "none") else float(v)
 
 
-def setting_name(base):
-    return "off" if base is None else f"a={base:g}"
+def setting_name(base, start=0):  # start: where the scaling begins (model.GPTConfig.scale_start)
+    return "off" if base is None else f"a={base:g}" + (f" from {start}" if start else "")
 
 
 def tune_base(loss_of, grid=TUNE_GRID, limits=TUNE_LIMITS):

@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository's modules
 from common import check_out, write_csv  # noqa: E402
 
-COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange"}
+COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange", "more": "tab:red", "more8": "tab:purple"}
 STYLES = ["-", "--", ":", "-."]  # by training steps, in increasing order
 
 
@@ -119,7 +119,7 @@ def plot(rows, path):
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("multivalue exact match (%)")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle("multivalue past L: answers in the needles' order (and) vs a random order (random)")
+    fig.suptitle("multivalue past L: how its training answers are written (and: the needles' order; random; more: random, 2.25x the examples)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Why does multivalue break past L when passkey and multikey do not? Swan runs with the same settings
-# (retrieval.sh's mix and schedule) but for how the multivalue answers they train on are written,
+# (retrieval.sh's mix and schedule) but for how the multivalue answers they train on are written (or how many),
 # each evaluated on multivalue, multikey (K = 4) and passkey at L ... 32 L, scaling off, at a = 32
 # and at its tuned base. (A random order is drawn last in each example, from the batch's stream of
 # task draws, so the examples after it differ between the variants: the same kinds of example in
@@ -10,6 +10,12 @@
 #   commas   " d1, d2, d3, d4" (--retrieval_list=commas): writing " and" needs the count, this does not
 #   random   the "and" form, the values in a random order per example (--retrieval_order=random):
 #            the needles' order is a matter of position, which the N layers do not carry past L
+#   more     random, with 2.25 times the multivalue examples in the same 2000 steps: the mix from a
+#            quarter of the steps (not half), 60% of the sequences (not 50%), and half of them
+#            multivalue (not 2 in 5). Random's failures are repeated values (bookkeeping), and
+#            longer runs learned it better but overfit the books' text
+#   more8    more, with up to 8 needles per example (multikey K and multivalue V up to 8, not 4):
+#            more distractors to learn from, toward multikey at K = 16
 #
 # The evaluation's examples are in the "and" form, in the needles' order; an answer in another
 # form or order counts through the any-order rule (greedy decoding, the first V numbers as a set).
@@ -36,7 +42,9 @@ BASES=${BASES:-off,32}
 TUNE=${TUNE---tune_scale}
 source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the GPUs (GPUS)
 MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue"
-declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retrieval_order=random")
+MORE="--retrieval_order=random --retrieval=0.6 --retrieval_start=0.25 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue"
+declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retrieval_order=random" [more]="$MORE"
+                 [more8]="$MORE --retrieval_keys=8")
 names=()
 for seed in $SEEDS; do for variant in $VARIANTS; do
     [ -n "${FORM[$variant]+set}" ] || { echo "error: VARIANTS: unknown variant $variant; the variants are ${!FORM[*]}" >&2; exit 1; }

@@ -190,6 +190,23 @@ def test_csv_png_and_table_are_written(report):
     assert matplotlib.image.imread(out + ".png").shape[1] > 1000  # two panels side by side
 
 
+def test_scaling_from_L_leaves_the_training_length_as_off(report, runs, tmp_path):
+    # --scale_from_L: 1 at positions up to L = 32, so the swan's loss at L is off's to the last bit;
+    # beyond L it is scaled, less than the paper's a=64 (its rise up to L taken off)
+    _, out, _ = report
+    paper = {(r["setting"], int(r["length"])): float(r["loss"]) for r in read_csv(out)
+             if r["kind"] == "mean" and r["model"] == "swan"}
+    shifted = str(tmp_path / "from_L")
+    extrapolate.main([runs[1], "--scale_base=off,64", "--scale_from_L", f"--out={shifted}", "--device=cpu",
+                      "--num_windows=4", "--lengths=32,1024"])
+    mean = {(r["setting"], int(r["length"])): float(r["loss"]) for r in read_csv(shifted) if r["kind"] == "mean"}
+    assert set(mean) == {("off", 32), ("off", 1024), ("a=64 from 32", 32), ("a=64 from 32", 1024)}
+    assert mean["a=64 from 32", 32] == mean["off", 32] == pytest.approx(paper["off", 32], rel=1e-6)
+    assert mean["a=64 from 32", 1024] not in (mean["off", 1024], paper["a=64", 1024])
+    with pytest.raises(SystemExit, match="--scale_from_L says where scaling begins"):
+        extrapolate.main([runs[1], "--scale_from_L", f"--out={shifted}", "--device=cpu"])
+
+
 def test_mean_loss_equals_a_direct_computation(report, runs, tiny_data):
     result, out, _ = report
     tokens, _ = load_split(tiny_data, "val")

@@ -112,6 +112,31 @@ def test_dynamic_scaling_formula(monkeypatch):
     assert torch.allclose(scaled_q, plain_q * factor.view(13, 1), atol=1e-6)
 
 
+def test_dynamic_scaling_from_a_start(monkeypatch):
+    # scale_start n0 = 5: queries at n <= 5 as trained, then 1 + log_a((a + n) / (a + n0)), the
+    # paper's curve less its rise up to n0 (n = 12: 1 + log(20 / 13) / log(8) = 1.2072)
+    import model as model_module
+    seen = []
+
+    def spy(q, k, v, **kw):
+        seen.append(q)
+        return attention(q, k, v, **kw)
+
+    monkeypatch.setattr(model_module, "attention", spy)
+    model = make("nope", n_layer=1).eval()
+    idx = tokens(1, 13)
+    model(idx)
+    model.set_scale_base(8.0, start=5)
+    model(idx)
+    plain_q, scaled_q = seen
+    factor = scaled_q[..., 0] / plain_q[..., 0]  # (1, H, 13)
+    assert torch.allclose(factor[..., :6], torch.ones(6), atol=1e-6)
+    assert torch.allclose(factor[0, 0, 12], torch.tensor(1.2072), atol=1e-4)
+    assert torch.allclose(factor[0, 0, 6:], 1 + torch.log((8.0 + torch.arange(6, 13)) / 13) / math.log(8), atol=1e-5)
+    with pytest.raises(ValueError, match="scale_start must be >= 0"):
+        model.set_scale_base(8.0, start=-1)
+
+
 @pytest.mark.parametrize("arch", ["gpt", "swan", "swat", "nope", "swa"])
 def test_cached_greedy_generation_equals_recomputation(arch):
     # 10 prompt + 40 new tokens: past block_size (24) and far past the window (5).
@@ -142,7 +167,8 @@ def test_cache_of_window_layers_is_bounded():
 def test_cache_in_chunks_and_steps_equals_the_full_forward(arch, window):
     # A one-token prompt, odd-sized chunks (the ring of the S layers wraps inside and between
     # them), then one-token steps: each call's logits must be the full forward's at that position.
-    model = make(arch, std=0.5, window=window, scale_base=10.0 if arch in ("swan", "nope") else None).double().eval()
+    model = make(arch, std=0.5, window=window, scale_base=10.0 if arch in ("swan", "nope") else None,
+                 scale_start=9 if window == 5 else 0).double().eval()  # scale_start: the scaling begins mid-chunk
     seq = tokens(2, 41)
     full, _ = model(seq, seq)  # (2, 41, vocab)
     cache = KVCache(model.config, 2, 41, "cpu")
@@ -227,6 +253,7 @@ def test_sampling_options():
     ("attn", "relu", "attn"),
     ("alibi", "positive", "alibi"),
     ("scale_base", 1.0, "scale_base"),
+    ("scale_start", -3, "scale_start=-3"),
     ("n_kv_head", 3, "n_kv_head=3"),  # 4 query heads do not split into groups of 3 kv heads
     ("n_kv_head", -1, "n_kv_head=-1"),
     ("mlp", "relu", "mlp='relu'"),

@@ -27,7 +27,7 @@ def run_dir(tiny_data, tmp_path_factory):
 def test_samples_past_the_training_length(run_dir, capsys):
     # 100 new tokens from a model trained at 32; scaling on (the model has N layers)
     sample.main([f"--out_dir={run_dir}", "--start=The king", "--num_samples=2", "--max_new_tokens=100",
-                 "--scale_base=64", "--device=cpu"])
+                 "--scale_base=64", "--scale_from_L", "--device=cpu"])
     texts = capsys.readouterr().out.split("-" * 60 + "\n")[:2]
     assert all(t.startswith("The king") for t in texts)
     assert all(len(t.split()) > 20 for t in texts)
@@ -62,6 +62,7 @@ def test_bad_input(run_dir, tmp_path):
         ([f"--out_dir={run_dir}", "--top_k=many"], "not a valid int"),
         ([f"--out_dir={run_dir}", "--max_new_tokens=0"], "must be >= 1"),
         ([f"--out_dir={run_dir}", "--scale_base=1"], "scale_base"),
+        ([f"--out_dir={run_dir}", "--scale_from_L"], r"^error: --scale_from_L says where scaling begins; give the base too"),
         ([f"--out_dir={run_dir}", "--top_k=-3"], r"^error: --top_k=-3 must be >= 0 \(0 = no top-k cut\)$"),
         ([f"--out_dir={tmp_path / 'nothing'}", "--scale_base=0.5"],  # the setting is wrong, whatever the checkpoint
          r"^error: --scale_base=0.5 must be a number > 1 \(log\(a\) must be positive\) or off$"),
