@@ -68,7 +68,7 @@ def get_batch(tokens, it, cfg, block_size, rank, device, stream, tasks=None, wor
         # every process makes every example: each one draws from task_rng after the one before
         for row in task_rng.choice(n * world, size=n_tasks, replace=False):
             example = maker.sample(block_size + 1, task_tokens, task_spans, task_rng, tasks=cfg.retrieval_tasks.split(","),
-                                   max_keys=cfg.retrieval_keys)
+                                   max_keys=cfg.retrieval_keys, max_values=cfg.retrieval_values or cfg.retrieval_keys)
             chunk[row] = example.tokens
             if weights is not None:  # target t is token t + 1: the answer's targets sit one place earlier
                 weights[row, example.answer[0] - 1:example.answer[1] - 1] = cfg.retrieval_answer_weight
@@ -234,11 +234,13 @@ def check_fits(cfg, config, meta, train_tokens, val_tokens, tasks):
     if min(len(train_tokens), len(val_tokens)) <= L + 1:
         raise SystemExit(f"error: block_size={L} does not fit in the data ({len(val_tokens)} val tokens)")
     if tasks:
-        k = cfg.retrieval_keys
-        most = {"passkey": None, "multikey": k, "multivalue": max(2, k)}  # the keys of its longest example
-        need = max(tasks[0].min_length(t, most[t]) for t in set(cfg.retrieval_tasks.split(",")))
-        if L + 1 < need:
-            raise SystemExit(f"error: --retrieval with --retrieval_keys={k} needs block_size >= {need - 1}, got {L}")
+        k, v = cfg.retrieval_keys, cfg.retrieval_values or cfg.retrieval_keys
+        most = {"passkey": None, "multikey": k, "multivalue": max(2, v)}  # the needles of its longest example
+        need = {t: tasks[0].min_length(t, most[t]) for t in set(cfg.retrieval_tasks.split(","))}
+        task = max(need, key=need.get)
+        if L + 1 < need[task]:
+            setting = f"--retrieval_values={v}" if task == "multivalue" and cfg.retrieval_values else f"--retrieval_keys={k}"
+            raise SystemExit(f"error: --retrieval with {setting} needs block_size >= {need[task] - 1}, got {L}")
 
 
 def make_optimizer(model, cfg, ckpt, device):

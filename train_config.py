@@ -41,6 +41,7 @@ class TrainConfig:
     sample_tokens: int = 256  # a sample printed at the end of training (0 = none)
     retrieval: float = 0.0  # fraction of training sequences replaced by needle tasks (data/tasks.py)
     retrieval_keys: int = 4  # the most needles of a multikey training example
+    retrieval_values: int = 0  # the most values of a multivalue training example; 0 = retrieval_keys
     retrieval_tasks: str = "passkey,multikey,multivalue"  # drawn uniformly: a task named twice comes twice as often
     retrieval_start: float = 0.0  # the mix begins at this fraction of max_iters (0 = from the start)
     retrieval_answer_weight: float = 1.0  # each answer token of a needle example counts this many times in the training loss
@@ -91,6 +92,7 @@ def check_settings(cfg, model_settings):
             ("seed", cfg.seed >= 0, ">= 0"), ("retrieval", 0 <= cfg.retrieval < 1, "a fraction in [0, 1)"),
             ("retrieval_start", 0 <= cfg.retrieval_start < 1, "a fraction of max_iters in [0, 1)"),
             ("retrieval_answer_weight", cfg.retrieval_answer_weight > 0, "> 0"),
+            ("retrieval_values", cfg.retrieval_values >= 0, ">= 0 (0 = retrieval_keys)"),
             ("stop_at", cfg.stop_at == 0 or 0 < cfg.stop_at < cfg.max_iters, f"an iteration below max_iters={cfg.max_iters} (0 = none)"),
             ("distill_weight", 0 < cfg.distill_weight <= 1, "a weight in (0, 1]"),
             ("rope_fade", 0 <= cfg.rope_fade < 1, "a fraction of max_iters in [0, 1)"),
@@ -102,6 +104,7 @@ def check_settings(cfg, model_settings):
     if cfg.distill_weight != TrainConfig.distill_weight and not cfg.distill_from:
         raise SystemExit(f"error: --distill_weight={cfg.distill_weight} weighs a teacher; give it with --distill_from=RUN")
     for key, what in [("retrieval_list", "sets the form of the needle tasks' multivalue answers"),
+                      ("retrieval_values", "caps the needle tasks' multivalue values"),
                       ("retrieval_order", "orders the needle tasks' multivalue answers"),
                       ("retrieval_answer_weight", "weighs the needle tasks' answers")]:
         if getattr(cfg, key) != getattr(TrainConfig, key) and cfg.retrieval == 0:

@@ -231,12 +231,15 @@ class TaskMaker:
         points[asked] = self._snap(filler, best, target, lambda p: before[np.searchsorted(sorted_points, p)])
         return points
 
-    def sample(self, T, tokens, spans, rng, tasks=TASKS, max_keys=4):
+    def sample(self, T, tokens, spans, rng, tasks=TASKS, max_keys=4, max_values=None):
         """An Example for the training mix: task uniform among tasks, depth uniform in [0, 1),
-        multikey K uniform in 1..max_keys, multivalue V uniform in 2..max(2, max_keys)."""
-        if not tasks or max_keys < 1:
-            raise DataError(f"sample needs at least one task and max_keys >= 1, got tasks={tasks}, max_keys={max_keys}")
+        multikey K uniform in 1..max_keys, multivalue V uniform in 2..max(2, max_values), where
+        max_values defaults to max_keys."""
+        max_values = max_keys if max_values is None else max_values
+        if not tasks or max_keys < 1 or max_values < 1:
+            raise DataError(f"sample needs at least one task and max_keys, max_values >= 1, got tasks={tasks}, "
+                            f"max_keys={max_keys}, max_values={max_values}")
         task = tasks[int(rng.integers(len(tasks)))]
         num_keys = {"passkey": 1, "multikey": int(rng.integers(1, max_keys + 1)),
-                    "multivalue": int(rng.integers(2, max(2, max_keys) + 1))}.get(task)
+                    "multivalue": int(rng.integers(2, max(2, max_values) + 1))}.get(task)
         return self.make(task, T, tokens, spans, rng, depth=rng.random(), num_keys=num_keys)

@@ -22,7 +22,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # run as a script: the repository's modules
 from common import check_out, write_csv  # noqa: E402
 
-COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange", "more": "tab:red", "more8": "tab:purple"}
+COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange", "more": "tab:red", "more8": "tab:purple",
+          "k8": "tab:brown", "more-k8": "tab:pink"}
 STYLES = ["-", "--", ":", "-."]  # by training steps, in increasing order
 
 
@@ -40,10 +41,20 @@ def training_log(run, csv_path, runs_dir):
     raise SystemExit(f"error: no training log of run {run}: looked for {' and '.join(places)}")
 
 
+def setting_of(row):
+    """A row's setting for the table and the figure's panels: "off", "a=32", "tuned" (whatever
+    base each run's tuning found) or "tuned from L" (--scale_from_L: "tuned (a=8 from 512)")."""
+    name = row["setting"].split(" (")[0]
+    return name + " from L" if name == "tuned" and " from " in row["setting"] else name
+
+
 def summarize(paths, runs_dir):
-    """Rows of accuracy per (run, steps, setting, task, length), the depths pooled."""
+    """Rows of accuracy per (run, steps, setting, task, length), the depths pooled. A run may
+    come in several CSVs (evaluations with the paper's scaling and with --scale_from_L): a cell
+    (run, steps, setting, task, K, length, depth) given twice counts once if both say the same
+    (scaling off, say, in both), and is an error if they differ."""
     cells = collections.defaultdict(lambda: [0.0, 0, 0.0, 0.0])  # right, n, values found, repeated (each x n)
-    evaluated = {}  # (run, steps) -> the CSV that holds it
+    seen = {}  # (run, steps, setting, task, K, length, depth) -> (its numbers, the CSV that gave them)
     for path in paths:
         try:
             with open(path, newline="") as f:
@@ -59,13 +70,18 @@ def summarize(paths, runs_dir):
                 if "-seed" not in run:
                     raise SystemExit(f"error: {path}: run {run!r} is not named VARIANT-seedS, as results/multivalue.sh names runs")
                 runs_here[run] = training_log(run, path, runs_dir)
-                if (run, runs_here[run][0]) in evaluated:
-                    raise SystemExit(f"error: run {run} at {runs_here[run][0]} steps is in both "
-                                     f"{evaluated[run, runs_here[run][0]]} and {path}: give each evaluation once")
-                evaluated[run, runs_here[run][0]] = path
             steps, val_loss = runs_here[run]
             task = r["task"] + (f" K={r['num_keys']}" if r["task"] == "multikey" else "")
-            setting = r["setting"].split(" (")[0]  # "tuned (a=32)": one panel for every run's tuned base
+            setting = setting_of(r)  # "tuned (a=32)": one panel for every run's tuned base
+            cell = (run, steps, setting, task, int(r["length"]), r["depth"])
+            numbers = (r["accuracy"], r["n"], r.get("values_found"), r.get("repeated"))
+            if cell in seen:
+                if seen[cell][0] != numbers:
+                    raise SystemExit(f"error: run {run} at {steps} steps, {setting}, {task} at length {r['length']} "
+                                     f"depth {r['depth']} differs between {seen[cell][1]} and {path}: two evaluations "
+                                     f"of one name (give each run once)")
+                continue  # the same evaluation in another CSV
+            seen[cell] = (numbers, path)
             key = (run, steps, val_loss, setting, r["scale_base"], task, int(r["length"]))
             n = int(r["n"])
             cells[key][0] += float(r["accuracy"]) * n
@@ -90,7 +106,7 @@ def print_table(rows):
     lines = collections.defaultdict(dict)
     for r in rows:
         if r["task"] == "multivalue":
-            setting = r["setting"] + (f" (a={float(r['scale_base']):.3g})" if r["setting"] == "tuned" else "")
+            setting = r["setting"] + (f" (a={float(r['scale_base']):.3g})" if r["setting"].startswith("tuned") else "")
             lines[r["run"], r["steps"], r["val_loss"], setting][r["length"]] = f"{100 * r['accuracy']:.0f}"
     for (run, steps, val_loss, setting), cells in lines.items():
         print(f"| {run} | {steps} | {val_loss:.3f} | {setting} | " + " | ".join(cells.get(n, "") for n in lengths) + " |")
@@ -101,7 +117,7 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [r for r in rows if r["task"] == "multivalue"]
-    settings = sorted({r["setting"] for r in rows}, key=lambda x: (x != "off", x == "tuned", x))  # off, bases, tuned
+    settings = sorted({r["setting"] for r in rows}, key=lambda x: (x != "off", x.startswith("tuned"), x))  # off, bases, tuned
     steps = sorted({r["steps"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
     fig, axes = plt.subplots(1, len(settings), figsize=(4.2 * len(settings) + 2.6, 3.8), sharey=True, squeeze=False)
@@ -114,7 +130,8 @@ def plot(rows, path):
                     label=f"{run}, {run_steps} steps")
         ax.set_xscale("log", base=2)
         ax.set_ylim(-3, 103)
-        ax.set_title("scaling off" if setting == "off" else "tuned base" if setting == "tuned" else f"scaling {setting}")
+        titles = {"off": "scaling off", "tuned": "tuned base", "tuned from L": "tuned base, scaling from L"}
+        ax.set_title(titles.get(setting, f"scaling {setting}"))
         ax.set_xlabel("eval length (tokens)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("multivalue exact match (%)")

@@ -16,6 +16,8 @@
 #            longer runs learned it better but overfit the books' text
 #   more8    more, with up to 8 needles per example (multikey K and multivalue V up to 8, not 4):
 #            more distractors to learn from, toward multikey at K = 16
+#   k8       random, with multikey K up to 8 and multivalue V up to 4 (--retrieval_values=4)
+#   more-k8  more, the same
 #
 # The evaluation's examples are in the "and" form, in the needles' order; an answer in another
 # form or order counts through the any-order rule (greedy decoding, the first V numbers as a set).
@@ -28,8 +30,15 @@
 # PREFIX.csv (the depths pooled, with each run's steps and val loss) and PREFIX.png (multivalue
 # against length, a line per run, a panel per scale setting).
 #
+# With FROM_L=1 each run is evaluated a second time with the scaling beginning at L
+# (extrapolate.py --scale_from_L: 1 up to L, the paper's curve less its rise beyond), into
+# PREFIX_VARIANT-seedS_from_L.csv, and the table gets a "tuned from L" setting:
+#
+#   VARIANTS="random more" SEEDS="1337 2" BASES=off FROM_L=1 EVAL_ARGS=--num_keys=4,16 \
+#       PREFIX=results/multivalue_more bash results/multivalue.sh   # one H100, 10 minutes
+#
 # Settings: PYTHON, RUNS, PREFIX, VARIANTS, SEEDS, ITERS,
-# LENGTHS, BASES, TUNE (--tune_scale, or empty), GPUS, TRAIN_ARGS, EVAL_ARGS.
+# LENGTHS, BASES, TUNE (--tune_scale, or empty), FROM_L, GPUS, TRAIN_ARGS, EVAL_ARGS.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-multivalue}
@@ -44,7 +53,8 @@ source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the
 MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue"
 MORE="--retrieval_order=random --retrieval=0.6 --retrieval_start=0.25 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue"
 declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retrieval_order=random" [more]="$MORE"
-                 [more8]="$MORE --retrieval_keys=8")
+                 [more8]="$MORE --retrieval_keys=8" [k8]="--retrieval_order=random --retrieval_keys=8 --retrieval_values=4"
+                 [more-k8]="$MORE --retrieval_keys=8 --retrieval_values=4")
 names=()
 for seed in $SEEDS; do for variant in $VARIANTS; do
     [ -n "${FORM[$variant]+set}" ] || { echo "error: VARIANTS: unknown variant $variant; the variants are ${!FORM[*]}" >&2; exit 1; }
@@ -57,9 +67,13 @@ for name in "${names[@]}"; do
         --eval_interval=$((ITERS / 2)) --sample_tokens=0 --out_dir="$RUNS/$name" ${TRAIN_ARGS:-} > "$RUNS/$name.log" 2>&1
 done
 wait_all $(for name in "${names[@]}"; do echo "$RUNS/$name.log"; done)
-for name in "${names[@]}"; do
+evals=("")  # suffixes of each run's evaluations: the paper's scaling, and with FROM_L=1 scaling from L too
+[ -n "${FROM_L:-}" ] && evals+=("_from_L")
+for name in "${names[@]}"; do for e in "${evals[@]}"; do
     on_next_gpu $PYTHON extrapolate.py "$RUNS/$name" --task=retrieval --tasks=multivalue,multikey,passkey --num_keys=4 \
-        --scale_base="$BASES" $TUNE --lengths="$LENGTHS" --out="${PREFIX}_$name" ${EVAL_ARGS:-} > "${PREFIX}_$name.log" 2>&1
-done
-wait_all $(for name in "${names[@]}"; do echo "${PREFIX}_$name.log"; done)
-$PYTHON results/multivalue.py $(for name in "${names[@]}"; do echo "${PREFIX}_$name.csv"; done) --runs="$RUNS" --out="$PREFIX"
+        --scale_base="$BASES" $TUNE --lengths="$LENGTHS" --out="${PREFIX}_$name$e" ${e:+--scale_from_L} ${EVAL_ARGS:-} \
+        > "${PREFIX}_$name$e.log" 2>&1
+done; done
+wait_all $(for name in "${names[@]}"; do for e in "${evals[@]}"; do echo "${PREFIX}_$name$e.log"; done; done)
+$PYTHON results/multivalue.py $(for name in "${names[@]}"; do for e in "${evals[@]}"; do echo "${PREFIX}_$name$e.csv"; done; done) \
+    --runs="$RUNS" --out="$PREFIX"

@@ -94,8 +94,29 @@ def test_bad_runs_and_logs_get_one_line(tmp_path):
         multivalue.main([untrained, f"--out={tmp_path / 'x'}"])
     training_log(os.path.join(folder, "and-seed4.jsonl"), 2000, 4.0)
     os.makedirs(os.path.join(folder, "again"))
-    twice = eval_csv(os.path.join(folder, "again"), "and-seed4", cell)
+    twice = eval_csv(os.path.join(folder, "again"), "and-seed4", {("multivalue", "off", "", 67, 0.0): (0.5, 2)})
     training_log(os.path.join(folder, "again", "and-seed4.jsonl"), 2000, 4.0)
-    with pytest.raises(SystemExit, match=r"run and-seed4 at 2000 steps is in both .* give each evaluation once") as e:
+    with pytest.raises(SystemExit, match=r"run and-seed4 at 2000 steps, off, multivalue at length 67 depth 0.0 "
+                                         r"differs between .* two evaluations of one name") as e:
         multivalue.main([untrained, twice, f"--out={tmp_path / 'x'}"])
     assert "\n" not in str(e.value)
+
+
+def test_paper_and_from_L_evaluations_of_one_run_join(tmp_path, capsys):
+    # the same run evaluated twice, with the paper's scaling and with --scale_from_L: "off" is in
+    # both and counts once; each tuned base gets its own setting
+    folder = str(tmp_path)
+    off = {("multivalue", "off", "", 67, 0.0): (0.5, 4)}
+    paper = eval_csv(folder, "more-seed2", {**off, ("multivalue", "tuned (a=45.2548)", 45.2548, 67, 0.0): (0.25, 4)})
+    os.makedirs(os.path.join(folder, "from_L"))
+    from_L = eval_csv(os.path.join(folder, "from_L"), "more-seed2",
+                      {**off, ("multivalue", "tuned (a=11.3137 from 512)", 11.3137, 67, 0.0): (1.0, 4)})
+    training_log(os.path.join(folder, "more-seed2.jsonl"), 2000, 4.1)
+    training_log(os.path.join(folder, "from_L", "more-seed2.jsonl"), 2000, 4.1)
+    multivalue.main([paper, from_L, f"--out={tmp_path / 'summary'}"])
+    with open(str(tmp_path / "summary.csv"), newline="") as f:
+        rows = {r["setting"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"off", "tuned", "tuned from L"}
+    assert (rows["off"]["n"], rows["tuned"]["accuracy"], rows["tuned from L"]["accuracy"]) == ("4", "0.25", "1.0")
+    assert rows["tuned from L"]["scale_base"] == "11.3137"
+    assert "| more-seed2 | 2000 | 4.100 | tuned from L (a=11.3) | 100 |" in capsys.readouterr().out

@@ -223,5 +223,11 @@ def test_sample_mix(setup):
     assert depths.min() < 0.1 and depths.max() > 0.6  # spread over the haystack (which ends near 0.75)
     only = Counter(maker.sample(333, tokens, spans, rng, tasks=("multivalue",), max_keys=1).num_keys for _ in range(20))
     assert only == {2: 20}  # V is at least 2 even when max_keys is 1
-    with pytest.raises(DataError, match="max_keys >= 1"):
+    apart = [maker.sample(333, tokens, spans, rng, tasks=("multikey", "multivalue"), max_keys=5, max_values=3)
+             for _ in range(120)]
+    assert {ex.num_keys for ex in apart if ex.task == "multikey"} == {1, 2, 3, 4, 5}
+    assert {ex.num_keys for ex in apart if ex.task == "multivalue"} == {2, 3}  # V capped apart from K
+    with pytest.raises(DataError, match="max_keys, max_values >= 1"):
         maker.sample(333, tokens, spans, rng, max_keys=0)
+    with pytest.raises(DataError, match="max_values=0"):
+        maker.sample(333, tokens, spans, rng, max_values=0)
