@@ -20,7 +20,7 @@ figures before the any-order rule required the needles' order.
 With --tune_scale, each run with N layers gets one scaling base for every cell, chosen by
 scaling.tune_base on the answer loss (mean negative log-likelihood of the answer tokens,
 smoother than accuracy) of examples built from the held-out documents at the longest length up
-to 32 L.
+to 32 L. With --scale_from_L the bases are those of the curve begun at L (extrapolate.py).
 """
 
 import math
