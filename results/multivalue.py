@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from common import check_out, write_csv  # noqa: E402
 
 COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange", "more": "tab:red", "more8": "tab:purple",
-          "k8": "tab:brown", "more-k8": "tab:pink"}
+          "k8": "tab:brown", "more-k8": "tab:pink", "k16": "tab:olive"}
 STYLES = ["-", "--", ":", "-."]  # by training steps, in increasing order
 
 
@@ -98,18 +98,21 @@ def summarize(paths, runs_dir):
     return out
 
 
-def print_table(rows):
-    """Multivalue exact match (%), a row per run, steps and setting, a column per length."""
+def print_table(rows, task="multivalue"):
+    """Exact match (%) of one task, or with task=None the mean over the tasks (each weighing the
+    same), a row per run, steps and setting, a column per length."""
     lengths = sorted({r["length"] for r in rows})
+    print(f"\n{task or 'mean over the tasks'}, exact match (%)")
     print("| run | steps | val loss | setting | " + " | ".join(map(str, lengths)) + " |")
     print("| --- | ---: | ---: | --- |" + " ---: |" * len(lengths))
-    lines = collections.defaultdict(dict)
+    lines = collections.defaultdict(lambda: collections.defaultdict(list))
     for r in rows:
-        if r["task"] == "multivalue":
+        if task is None or r["task"] == task:
             setting = r["setting"] + (f" (a={float(r['scale_base']):.3g})" if r["setting"].startswith("tuned") else "")
-            lines[r["run"], r["steps"], r["val_loss"], setting][r["length"]] = f"{100 * r['accuracy']:.0f}"
+            lines[r["run"], r["steps"], r["val_loss"], setting][r["length"]].append(r["accuracy"])
     for (run, steps, val_loss, setting), cells in lines.items():
-        print(f"| {run} | {steps} | {val_loss:.3f} | {setting} | " + " | ".join(cells.get(n, "") for n in lengths) + " |")
+        means = {n: f"{100 * sum(a) / len(a):.0f}" for n, a in cells.items()}
+        print(f"| {run} | {steps} | {val_loss:.3f} | {setting} | " + " | ".join(means.get(n, "") for n in lengths) + " |")
 
 
 def plot(rows, path):
@@ -154,6 +157,7 @@ def main(argv):
                                         "length", "accuracy", "n", "values_found", "repeated"])
     plot(rows, f"{args.out}.png")
     print_table(rows)
+    print_table(rows, task=None)
     print(f"wrote {args.out}.csv and {args.out}.png")
 
 

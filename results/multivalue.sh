@@ -18,6 +18,7 @@
 #            more distractors to learn from, toward multikey at K = 16
 #   k8       random, with multikey K up to 8 and multivalue V up to 4 (--retrieval_values=4)
 #   more-k8  more, the same
+#   k16      random, with multikey K up to 16 and multivalue V up to 4
 #
 # The evaluation's examples are in the "and" form, in the needles' order; an answer in another
 # form or order counts through the any-order rule (greedy decoding, the first V numbers as a set).
@@ -54,7 +55,8 @@ MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrie
 MORE="--retrieval_order=random --retrieval=0.6 --retrieval_start=0.25 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue"
 declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retrieval_order=random" [more]="$MORE"
                  [more8]="$MORE --retrieval_keys=8" [k8]="--retrieval_order=random --retrieval_keys=8 --retrieval_values=4"
-                 [more-k8]="$MORE --retrieval_keys=8 --retrieval_values=4")
+                 [more-k8]="$MORE --retrieval_keys=8 --retrieval_values=4"
+                 [k16]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4")
 names=()
 for seed in $SEEDS; do for variant in $VARIANTS; do
     [ -n "${FORM[$variant]+set}" ] || { echo "error: VARIANTS: unknown variant $variant; the variants are ${!FORM[*]}" >&2; exit 1; }

@@ -56,6 +56,8 @@ def test_depths_pool_weighted_by_examples_and_logs_give_steps(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| and-seed7 | 2000 | 4.087 | off | 75 |  |" in printed
     assert "| and-seed7 | 2000 | 4.087 | tuned (a=45.3) | 50 |  |" in printed
+    means = printed.split("mean over the tasks")[1]
+    assert "| and-seed7 | 2000 | 4.087 | off | 50 |  |" in means  # (75 + 25) / 2, multivalue and multikey alike
 
 
 def test_decoding_columns_pool_like_accuracy(tmp_path):
