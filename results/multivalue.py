@@ -115,11 +115,11 @@ def print_table(rows, task="multivalue"):
         print(f"| {run} | {steps} | {val_loss:.3f} | {setting} | " + " | ".join(means.get(n, "") for n in lengths) + " |")
 
 
-def plot(rows, path):
+def plot(rows, path, task="multivalue"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    rows = [r for r in rows if r["task"] == "multivalue"]
+    rows = [r for r in rows if r["task"] == task]
     settings = sorted({r["setting"] for r in rows}, key=lambda x: (x != "off", x.startswith("tuned"), x))  # off, bases, tuned
     steps = sorted({r["steps"] for r in rows})
     seeds = sorted({r["seed"] for r in rows})
@@ -137,9 +137,9 @@ def plot(rows, path):
         ax.set_title(titles.get(setting, f"scaling {setting}"))
         ax.set_xlabel("eval length (tokens)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("multivalue exact match (%)")
+    axes[0][0].set_ylabel(f"{task} exact match (%)")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
-    fig.suptitle("multivalue past L: how its training answers are written (and: the needles' order; random; more: random, 2.25x the examples)")
+    fig.suptitle(f"{task} past L: a line per run (its variant: results/multivalue.sh)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -150,13 +150,17 @@ def main(argv):
     parser.add_argument("csvs", nargs="+", help="extrapolate.py --task=retrieval CSVs of the A/B's runs")
     parser.add_argument("--runs", default="", help="the folder holding the run folders (RUN/log.jsonl)")
     parser.add_argument("--out", default="results/multivalue", help="writes OUT.csv and OUT.png")
+    parser.add_argument("--task", default="multivalue", help='the task of the figure and the first table, e.g. "multikey K=16"')
     args = parser.parse_args(argv)
     check_out(args.out)
     rows = summarize(args.csvs, args.runs)
+    tasks = sorted({r["task"] for r in rows})
+    if args.task not in tasks:
+        raise SystemExit(f"error: --task={args.task!r}: no run was evaluated on it; the tasks are {', '.join(tasks)}")
     write_csv(rows, f"{args.out}.csv", ["run", "variant", "seed", "steps", "val_loss", "setting", "scale_base", "task",
                                         "length", "accuracy", "n", "values_found", "repeated"])
-    plot(rows, f"{args.out}.png")
-    print_table(rows)
+    plot(rows, f"{args.out}.png", args.task)
+    print_table(rows, args.task)
     print_table(rows, task=None)
     print(f"wrote {args.out}.csv and {args.out}.png")
 

@@ -58,6 +58,10 @@ def test_depths_pool_weighted_by_examples_and_logs_give_steps(tmp_path, capsys):
     assert "| and-seed7 | 2000 | 4.087 | tuned (a=45.3) | 50 |  |" in printed
     means = printed.split("mean over the tasks")[1]
     assert "| and-seed7 | 2000 | 4.087 | off | 50 |  |" in means  # (75 + 25) / 2, multivalue and multikey alike
+    multivalue.main([a, b, f"--runs={os.path.join(folder, 'runs')}", f"--out={out}_mk", "--task=multikey K=4"])
+    assert "multikey K=4, exact match (%)\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=r"--task='passkey': no run was evaluated on it; the tasks are multikey K=4, multivalue"):
+        multivalue.main([a, b, f"--runs={os.path.join(folder, 'runs')}", f"--out={out}_x", "--task=passkey"])
 
 
 def test_decoding_columns_pool_like_accuracy(tmp_path):

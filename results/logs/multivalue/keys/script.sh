@@ -11,3 +11,4 @@ GPUS=0 RUNS=out-mv VARIANTS="k8 more-k8" SEEDS="3" BASES=off FROM_L=1 EVAL_ARGS=
 wait
 # Joined (on a CPU):
 python results/multivalue.py results/logs/multivalue/keys/multivalue_k*.csv --out=results/multivalue_keys
+# python results/multivalue.py results/logs/multivalue/keys/multivalue_k*.csv results/logs/multivalue/more/multivalue_more_random-*.csv --out=results/multivalue_keys_k16 --task="multikey K=16"
