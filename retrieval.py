@@ -243,8 +243,8 @@ def plot(rows, lengths, depths, L, path):
     ax.set_xscale("log", base=2)
     ax.axvline(L, color="gray", lw=1, ls="--")
     ax.text(L, 1.0, f" L={L}", color="gray", fontsize=8, va="top")
-    ax.set(xlabel="eval length (tokens)", ylabel="exact match, mean over tasks and depths", ylim=(-0.03, 1.03),
-           title="mean accuracy against eval length (a line style per scale setting, as listed)")
+    ax.set(xlabel="eval length (tokens)", ylabel="exact match, mean over tasks and depths", ylim=(-0.03, 1.03))
+    ax.set_title("mean accuracy against eval length (line style: scale setting)", fontsize=9)
     ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3)
     fig.savefig(path, dpi=90)
