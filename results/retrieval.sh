@@ -26,7 +26,9 @@
 # joined by results/merge_evals.py, which checks that swan scored the same in both. RUNS is where
 # the run folders go, PREFIX what the results are called; TRAIN_ARGS go to every training,
 # EVAL_ARGS to the evaluation; GPUS the GPU ids to use (default: CUDA_VISIBLE_DEVICES, else all); ONLY=train
-# or ONLY=eval runs one half (the second finds the runs of the first).
+# or ONLY=eval runs one half (the second finds the runs of the first). FROM_L=1 evaluates the runs
+# with N layers once more with the scaling begun at L (extrapolate.py --scale_from_L) into
+# PREFIX_from_L.csv/png.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-retrieval}
@@ -62,5 +64,9 @@ if [ "$ONLY" != train ]; then
         $PYTHON results/merge_evals.py "$RUNS/eval_part1.csv" "$RUNS/eval_part2.csv" --out="$PREFIX"
     else
         "${evaluate[@]}" "$RUNS"/{gpt,nope,swa,swan,swat,swan-ns,swan-nsssssss} --out="$PREFIX"
+    fi
+    if [ -n "${FROM_L:-}" ]; then  # the runs with N layers, with the scaling begun at L
+        CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${evaluate[@]}" --scale_from_L "$RUNS"/{nope,swan,swan-ns,swan-nsssssss} \
+            --out="${PREFIX}_from_L"
     fi
 fi
