@@ -37,7 +37,7 @@ from conversion import (SIZES, check_conversion, check_faded_layers, choose_nope
 from data.prepare import DataError, load_meta, load_split, load_tokenizer, prepare
 from data.tasks import TaskMaker
 from model import ARCHS, GPT, GPTConfig
-from train_config import DEFAULT_DATA, build_configs, check_out_dir
+from train_config import DEFAULT_DATA, build_configs, check_out_dir, retrieval_values
 
 # -----------------------------------------------------------------------------
 # data: the global batch of iteration `it` is a function of (seed, it) alone, one fixed set of
@@ -68,7 +68,7 @@ def get_batch(tokens, it, cfg, block_size, rank, device, stream, tasks=None, wor
         # every process makes every example: each one draws from task_rng after the one before
         for row in task_rng.choice(n * world, size=n_tasks, replace=False):
             example = maker.sample(block_size + 1, task_tokens, task_spans, task_rng, tasks=cfg.retrieval_tasks.split(","),
-                                   max_keys=cfg.retrieval_keys, max_values=cfg.retrieval_values or cfg.retrieval_keys)
+                                   max_keys=cfg.retrieval_keys, max_values=retrieval_values(cfg))
             chunk[row] = example.tokens
             if weights is not None:  # target t is token t + 1: the answer's targets sit one place earlier
                 weights[row, example.answer[0] - 1:example.answer[1] - 1] = cfg.retrieval_answer_weight
@@ -234,7 +234,7 @@ def check_fits(cfg, config, meta, train_tokens, val_tokens, tasks):
     if min(len(train_tokens), len(val_tokens)) <= L + 1:
         raise SystemExit(f"error: block_size={L} does not fit in the data ({len(val_tokens)} val tokens)")
     if tasks:
-        k, v = cfg.retrieval_keys, cfg.retrieval_values or cfg.retrieval_keys
+        k, v = cfg.retrieval_keys, retrieval_values(cfg)
         most = {"passkey": None, "multikey": k, "multivalue": max(2, v)}  # the needles of its longest example
         need = {t: tasks[0].min_length(t, most[t]) for t in set(cfg.retrieval_tasks.split(","))}
         task = max(need, key=need.get)

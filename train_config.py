@@ -79,6 +79,11 @@ def build_configs(argv, doc=None):
     return cfg, model_settings
 
 
+def retrieval_values(cfg):
+    """The most values of a multivalue training example: --retrieval_values, or --retrieval_keys if 0."""
+    return cfg.retrieval_values or cfg.retrieval_keys
+
+
 def check_settings(cfg, model_settings):
     """One line for a setting that cannot make sense, before anything is loaded."""
     check_positive(cfg, "batch_size", "grad_accum", "eval_interval", "eval_iters", "log_interval", "retrieval_keys")

@@ -90,8 +90,8 @@ def test_dynamic_scaling_only_in_eval_and_only_with_nope_layers():
         assert torch.allclose(model(idx, idx)[0], plain, atol=1e-6), arch
 
 
-def test_dynamic_scaling_formula(monkeypatch):
-    # The scaled N layer hands attention() its queries times log(a + n) / log(a), n = 0, 1, ...
+def queries_seen(monkeypatch):
+    """A list that every later call of attention() in model.py appends its queries q to."""
     import model as model_module
     seen = []
 
@@ -100,6 +100,12 @@ def test_dynamic_scaling_formula(monkeypatch):
         return attention(q, k, v, **kw)
 
     monkeypatch.setattr(model_module, "attention", spy)
+    return seen
+
+
+def test_dynamic_scaling_formula(monkeypatch):
+    # The scaled N layer hands attention() its queries times log(a + n) / log(a), n = 0, 1, ...
+    seen = queries_seen(monkeypatch)
     model = make("nope", n_layer=1, scale_base=8.0)
     idx = tokens(1, 13)
     model(idx, idx)
@@ -115,14 +121,7 @@ def test_dynamic_scaling_formula(monkeypatch):
 def test_dynamic_scaling_from_a_start(monkeypatch):
     # scale_start n0 = 5: queries at n <= 5 as trained, then 1 + log_a((a + n) / (a + n0)), the
     # paper's curve less its rise up to n0 (n = 12: 1 + log(20 / 13) / log(8) = 1.2072)
-    import model as model_module
-    seen = []
-
-    def spy(q, k, v, **kw):
-        seen.append(q)
-        return attention(q, k, v, **kw)
-
-    monkeypatch.setattr(model_module, "attention", spy)
+    seen = queries_seen(monkeypatch)
     model = make("nope", n_layer=1).eval()
     idx = tokens(1, 13)
     model(idx)
