@@ -3,11 +3,12 @@
 # and two other NoPE:SWA ratios of swan (1:1 "NS", 1:7 "NSSSSSSS"), each trained with the
 # headline config (config/gutenberg.py: 29M parameters, L = 512, window 128, same tokens, data
 # order and schedule) and the same retrieval mix (MIX: from halfway on, half the sequences are
-# needle tasks with at most 4 keys, multikey and multivalue drawn twice as often as passkey, which
-# is learned fastest, and each answer token weighs 10 times in the loss: the mix that taught
-# multikey in results/retrieval_mix.sh; multivalue's training answers list the values in a random
-# order, which results/multivalue.sh found to remove its cliff at L), plus swan without the mix,
-# to measure what the mix costs in language-model loss.
+# needle tasks, multikey (K <= 16 keys) and multivalue (V <= 4 values) drawn twice as often as
+# passkey, which is learned fastest, and each answer token weighs 10 times in the loss: the mix
+# that taught multikey in results/retrieval_mix.sh; multivalue's training answers list the values
+# in a random order, which results/multivalue.sh found to remove its cliff at L; multikey with up
+# to 16 keys, which results/multivalue.sh (variant k16) found to hold K = 16 at no cost in loss),
+# plus swan without the mix, to measure what the mix costs in language-model loss.
 # Then extrapolate.py --task=retrieval at L ... 128 L, every task and depth, scaling off and at
 # each run's tuned base.
 #
@@ -15,6 +16,9 @@
 #   bash results/retrieval.sh             # one H100: about 19 minutes (7.5 training, 11.5 evaluation) before the
 #                                         # evaluation decoded every wrong multivalue answer; two H200s: 13 minutes
 #
+#   MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 \
+#       --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue --retrieval_order=random" \
+#       PREFIX=results/retrieval_k4 bash results/retrieval.sh   # at most 4 keys: the headline before this one
 #   MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 \
 #       --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue" PREFIX=results/retrieval_needles \
 #       bash results/retrieval.sh   # multivalue answers in the needles' order: the previous headline
@@ -28,12 +32,12 @@
 # EVAL_ARGS to the evaluation; GPUS the GPU ids to use (default: CUDA_VISIBLE_DEVICES, else all); ONLY=train
 # or ONLY=eval runs one half (the second finds the runs of the first). FROM_L=1 evaluates the runs
 # with N layers once more with the scaling begun at L (extrapolate.py --scale_from_L) into
-# PREFIX_from_L.csv/png.
+# PREFIX_from_L.csv/png (with three GPUs or more, on the third, beside the other evaluations).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 RUNS=${RUNS:-out-retrieval}
 PREFIX=${PREFIX:-results/retrieval}
-MIX=${MIX:---retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue --retrieval_order=random}
+MIX=${MIX:---retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=16 --retrieval_values=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue --retrieval_order=random}
 ONLY=${ONLY:-}
 source "$(dirname "$0")/gpus.sh"  # SLOTS (the GPU ids from GPUS), on_next_gpu, wait_all
 mkdir -p "$RUNS"
@@ -54,6 +58,23 @@ if [ "$ONLY" != eval ]; then
 fi
 if [ "$ONLY" != train ]; then
     evaluate=($PYTHON extrapolate.py --task=retrieval --tune_scale --max_len=65536 ${EVAL_ARGS:-})
+    from_L() {  # the runs with N layers, with the scaling begun at L
+        "${evaluate[@]}" --scale_from_L "$RUNS"/{nope,swan,swan-ns,swan-nsssssss} --out="${PREFIX}_from_L"
+    }
+    from_L_pid=
+    if [ -n "${FROM_L:-}" ] && [ ${#SLOTS[@]} -ge 3 ]; then  # a third GPU: beside the other evaluations
+        CUDA_VISIBLE_DEVICES=${SLOTS[2]} from_L > "${PREFIX}_from_L.log" 2>&1 &
+        from_L_pid=$!
+    fi
+    wait_from_L() {
+        if [ -n "$from_L_pid" ]; then
+            wait "$from_L_pid" || { echo "the evaluation from L failed; its log ends:" >&2
+                                    tail -n 5 "${PREFIX}_from_L.log" >&2; exit 1; }
+            cat "${PREFIX}_from_L.log"
+        elif [ -n "${FROM_L:-}" ]; then
+            CUDA_VISIBLE_DEVICES=${SLOTS[0]} from_L
+        fi
+    }
     if [ ${#SLOTS[@]} -ge 2 ]; then
         CUDA_VISIBLE_DEVICES=${SLOTS[1]} "${evaluate[@]}" "$RUNS"/{swan,swat,swan-ns,swan-nsssssss} --out="$RUNS/eval_part2" \
             > "$RUNS/eval_part2.log" 2>&1 &
@@ -65,8 +86,5 @@ if [ "$ONLY" != train ]; then
     else
         "${evaluate[@]}" "$RUNS"/{gpt,nope,swa,swan,swat,swan-ns,swan-nsssssss} --out="$PREFIX"
     fi
-    if [ -n "${FROM_L:-}" ]; then  # the runs with N layers, with the scaling begun at L
-        CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${evaluate[@]}" --scale_from_L "$RUNS"/{nope,swan,swan-ns,swan-nsssssss} \
-            --out="${PREFIX}_from_L"
-    fi
+    wait_from_L
 fi
