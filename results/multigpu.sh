@@ -6,7 +6,7 @@
 # noise floor); then a swan run stopped halfway on 2 processes and resumed on 4 (on 1 where there
 # are not 4 GPUs), which must end where the uninterrupted run ends.
 #
-#   bash results/multigpu.sh                                  # 2 H100s: about 5.5 minutes
+#   bash results/multigpu.sh                                  # 4 H100s: 6 minutes (2 H100s: 5.5)
 #   DEVICE=cpu NPROCS="1 2" BLOCK=64 GLOBAL_BATCH=4 ITERS=8 TRAIN_ARGS="--data_dir=data/shakespeare --compile=false \
 #       --n_layer=2 --n_embd=64 --window=16" bash results/multigpu.sh   # the same path on CPU processes (gloo)
 #

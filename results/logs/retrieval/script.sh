@@ -1,8 +1,9 @@
 cd "$(git rev-parse --show-toplevel)"  # the repository
-date
-# MIX as given here is retrieval.sh's default since this run; the CSV and PNG were then renamed to results/retrieval.*
-GPUS=0,1 RUNS=out-retrieval-random PREFIX=results/retrieval_random \
-  MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue --retrieval_order=random" \
-  bash results/retrieval.sh
-echo "retrieval.sh exit $?"
-date
+# one host of 4 H100s: retrieval.sh with its default MIX (multikey on up to 16 keys); the GPU tests
+# (tests/test_attention_triton.py, test_attention_decode_triton.py, test_model.py, test_attention.py)
+# ran on the fourth GPU beside the trainings (gpu_tests_beside.log)
+CUDA_VISIBLE_DEVICES=3 python3 -m pytest -q tests/test_attention_triton.py tests/test_attention_decode_triton.py \
+    tests/test_model.py tests/test_attention.py &
+FROM_L=1 GPUS=0,1,2,3 RUNS=out-retrieval bash results/retrieval.sh   # 819 s
+wait
+# then results/multigpu.sh on the same host (results/logs/multigpu/)
