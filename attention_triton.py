@@ -287,9 +287,8 @@ def _strides(*tensors):
 # kernels through Inductor, which failed on them (notes/kernel.md).
 
 
-@torch.library.custom_op("swan::window_attention_fwd", mutates_args=())
-def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slopes: Optional[torch.Tensor], W: int,
-            sigmoid: bool, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def _fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slopes: Optional[torch.Tensor], W: int,
+         sigmoid: bool, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     B, H, Tq, D = q.shape
     G = H // k.shape[1]  # query heads per kv head
     o = torch.empty_like(q)
@@ -299,6 +298,11 @@ def _fwd_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, slopes: Optional[
         q, k, v, o, lse, lse if slopes is None else slopes, *_strides(q, k, v, o), H, G, Tq, k.shape[2], W,
         scale * _LOG2E, D=D, HAS_ALIBI=slopes is not None, SIGMOID=sigmoid, **cfg)
     return o, lse
+
+
+# The op torch.compile and autograd see. Called eagerly it costs a dispatch on the host per call,
+# which a short prompt's prefill notices (window_attention_triton skips it where nothing needs it).
+_fwd_op = torch.library.custom_op("swan::window_attention_fwd", _fwd, mutates_args=())
 
 
 @torch.library.custom_op("swan::window_attention_bwd", mutates_args=())
@@ -373,4 +377,8 @@ def window_attention_triton(q, k, v, window, kind, alibi_slopes, scale):
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))
     if alibi_slopes is not None:  # in base 2, like the scale: the kernels use exp2
         alibi_slopes = (alibi_slopes.detach().to(device=q.device, dtype=torch.float32) * _LOG2E).contiguous()
-    return _fwd_op(q, k, v, alibi_slopes, _GLOBAL if window is None else window, kind == "sigmoid", scale)[0]
+    args = (q, k, v, alibi_slopes, _GLOBAL if window is None else window, kind == "sigmoid", scale)
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if needs_grad or torch.compiler.is_compiling():
+        return _fwd_op(*args)[0]
+    return _fwd(*args)[0]  # inference outside torch.compile: the same launch without the op's dispatch

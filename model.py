@@ -164,6 +164,18 @@ class KVCache:
             return slots
         return self.pos_t - (self.pos_t - slots) % self.slots[layer]  # the ring, after writing pos_t
 
+    def ring_runs(self, layer, start, end):
+        """Where positions start..end-1 (at most a ring's worth) sit in layer's slots: runs of
+        consecutive slots, at most two (the ring wraps once), as (first slot, end slot, first position).
+        Host integers, so that reading and writing the ring are plain slices, not index kernels."""
+        n_slots, runs = self.slots[layer], []
+        while start < end:
+            slot = start % n_slots
+            n = min(end - start, n_slots - slot)
+            runs.append((slot, slot + n, start))
+            start += n
+        return runs
+
     def check_room(self, T):
         if T > self.max_len - self.pos:
             raise ValueError(f"the KV cache holds {self.max_len} positions; {self.pos} are used and {T} more do not fit")
@@ -241,11 +253,12 @@ class Attention(nn.Module):
             k_buf[:, :, p:p + T], v_buf[:, :, p:p + T] = k, v
             keys, values = (k, v) if p == 0 else (k_buf[:, :, :p + T], v_buf[:, :, :p + T])
         else:  # the cached keys still in the window, in position order, then the new ones
-            n_slots = cache.slots[self.layer]
-            held = torch.arange(max(0, p - (window - 1)), p, device=q.device) % n_slots
-            keys, values = torch.cat([k_buf[:, :, held], k], dim=2), torch.cat([v_buf[:, :, held], v], dim=2)
-            kept = torch.arange(p + T - min(T, n_slots), p + T, device=q.device)  # the newest fit in the ring
-            k_buf[:, :, kept % n_slots], v_buf[:, :, kept % n_slots] = k[:, :, -len(kept):], v[:, :, -len(kept):]
+            held = cache.ring_runs(self.layer, max(0, p - (window - 1)), p)  # none for a first prompt
+            keys = torch.cat([k_buf[:, :, a:b] for a, b, _ in held] + [k], dim=2) if held else k
+            values = torch.cat([v_buf[:, :, a:b] for a, b, _ in held] + [v], dim=2) if held else v
+            for a, b, first in cache.ring_runs(self.layer, p + T - min(T, cache.slots[self.layer]), p + T):
+                new = slice(first - p, first - p + b - a)  # the newest that fit in the ring, among the T
+                k_buf[:, :, a:b], v_buf[:, :, a:b] = k[:, :, new], v[:, :, new]
         return attention(q, keys, values, window=window, kind=self.config.attn, alibi_slopes=self.alibi_slopes)
 
 

@@ -87,6 +87,26 @@ def test_strided_inputs_and_custom_scale():
     check(q, k, v, 9, "softmax", True, tol=1e-5, grad_tol=1e-5, scale=0.3)
 
 
+def test_inference_launches_the_kernel_without_the_custom_op(monkeypatch):
+    # no gradient needed and no torch.compile: the kernel is launched directly (the op's host-side
+    # dispatch is what a short prefill pays per layer); the result is the op's, bit for bit
+    import attention_triton as module
+
+    q, k, v = inputs(2, 3, 45, 67, 32)
+    slopes = slopes_for(3)
+    through_op = attention(q, k, v, window=9, alibi_slopes=slopes, backend="triton")
+    calls = []
+    op = module._fwd_op
+    monkeypatch.setattr(module, "_fwd_op", lambda *a: calls.append(a) or op(*a))
+    with torch.no_grad():
+        direct = attention(q, k, v, window=9, alibi_slopes=slopes, backend="triton")
+    assert calls == []
+    assert torch.equal(direct, through_op.detach())
+    assert rel_err(direct, reference(q, k, v, 9, "softmax", slopes, None)) < 1e-5
+    attention(q, k, v, window=9, alibi_slopes=slopes, backend="triton")  # gradients wanted: through the op
+    assert len(calls) == 1
+
+
 def test_auto_backend_choice(monkeypatch):
     # Triton on CUDA, except plain global softmax, which SDPA's flash kernel does faster.
     import attention as module

@@ -161,6 +161,18 @@ def test_cache_of_window_layers_is_bounded():
         model(tokens(1, 1), cache=cache)
 
 
+def test_ring_runs_are_the_slots_of_consecutive_positions():
+    # swan's S layers keep a ring of window slots (5 here), position p in slot p % 5; the prefill
+    # reads and writes it as at most two slices
+    config = GPTConfig.from_arch("swan", vocab_size=11, block_size=24, n_layer=4, n_head=2, n_embd=8, window=5)
+    cache = KVCache(config, 1, 40, "cpu")
+    assert cache.ring_runs(1, 3, 8) == [(3, 5, 3), (0, 3, 5)]  # positions 3, 4 | 5, 6, 7
+    assert cache.ring_runs(1, 10, 15) == [(0, 5, 10)]
+    assert cache.ring_runs(1, 12, 13) == [(2, 3, 12)]
+    assert cache.ring_runs(1, 7, 7) == []
+    assert cache.ring_runs(0, 3, 38) == [(3, 38, 3)]  # an N layer: one slot per position, no wrap
+
+
 @pytest.mark.parametrize("arch", ["gpt", "swan", "swat", "nope", "swa"])
 @pytest.mark.parametrize("window", [1, 5, 50])  # 50: a ring larger than the whole cache (41)
 def test_cache_in_chunks_and_steps_equals_the_full_forward(arch, window):
