@@ -15,6 +15,7 @@
 #   python data/prepare.py --dataset=path/to/gutenberg   # once: a folder with train/ and val/ books
 #   bash results/retrieval.sh             # one H100: about 19 minutes (7.5 training, 11.5 evaluation) before the
 #                                         # evaluation decoded every wrong multivalue answer; two H200s: 13 minutes
+#   FROM_L=1 GPUS=0,1,2,3 bash results/retrieval.sh   # four H100s, with the evaluation from L: 13.7 minutes
 #
 #   MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 \
 #       --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue --retrieval_order=random" \
