@@ -139,6 +139,21 @@ def test_torch_compile_one_graph():
         assert rel_err(g, e) < tol
 
 
+def test_torch_compile_one_graph_without_gradients():
+    # inference under torch.compile: the direct launch is for eager calls only; traced, the
+    # kernel must still be the custom op, or dynamo would trace into the launch
+    def f(q, k, v):
+        return attention(q, k, v, window=40, backend="triton") * 2
+
+    dtype, backend = (torch.bfloat16, "inductor") if CUDA else (torch.float32, "aot_eager")
+    q, k, v = (t.detach() for t in inputs(2, 4, 97, 97, 32, dtype=dtype))
+    torch._dynamo.reset()
+    with torch.no_grad():
+        eager = f(q, k, v)
+        compiled = torch.compile(f, fullgraph=True, backend=backend)(q, k, v)
+    assert torch.equal(compiled, eager)
+
+
 # ---- GPU only ---------------------------------------------------------------------------
 
 
