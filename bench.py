@@ -7,6 +7,7 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
     python bench.py --cpu_smoke                       # a tiny version on the CPU (the tests run it)
     python bench.py --decode_backend=triton           # decoding through attention_decode_triton.py
     python bench.py --compile_decode                  # the decoding step compiled, then captured
+    python bench.py --archs=gpt,swan --contexts=1024 --prefill_rounds=50   # prefill only, the archs taking turns
 
 1. Training: optimizer steps (forward, backward, fused AdamW) of train_tokens tokens each
    (batch = train_tokens / T), bf16 autocast over fp32 weights as train.py trains, each block
@@ -20,6 +21,13 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
    once, and the keys and values its layers attend: every position in a global layer, W in a
    window layer) over the GPU's copy bandwidth measured in the same run, and the step's time in
    multiples of it.
+
+3. With --prefill_rounds=R, prefill only: for each context and batch the archs take turns, one
+   prefill each per round, for R rounds after an untimed one. A 1k prefill takes a few ms, most
+   of them the host launching kernels, and a slow spell of the host then moves one timing by up
+   to 2x; taking turns puts every arch in the same spells. Reported: each arch's median tokens/s
+   and the median over the rounds of its speed relative to the first arch's (the first's time
+   over its own: prefill_x_first, above 1 when faster).
 
 Every number of one run is measured in that run, side by side; the table gives each arch's
 ratio to gpt. Writes OUT.csv (every number, with the GPU and versions; by default
@@ -44,7 +52,8 @@ from model import ARCHS, GPT, GPTConfig, KVCache
 # a 1k-context prefill takes a few ms, and one timing of it moved by up to 20% between runs
 PREFILL_TIMES = 5  # timed prefills per context; the median counts
 COLUMNS = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s", "kv_bytes",
-           "decode_step_ms", "decode_backend", "decode_compiled", "floor_ms", "floor_x", "copy_gb_s", "device", "torch", "triton"]  # OUT.csv
+           "decode_step_ms", "decode_backend", "decode_compiled", "floor_ms", "floor_x", "prefill_x_first", "rounds",
+           "copy_gb_s", "device", "torch", "triton"]  # OUT.csv
 
 
 @dataclass
@@ -65,6 +74,7 @@ class BenchConfig:
     compile: bool = True
     cuda_graph: bool = True
     compile_decode: bool = False  # torch.compile the decoding step (GPT.decoder) before it is captured
+    prefill_rounds: int = 0  # > 0: prefill only, the archs taking turns for this many rounds (3. above)
     decode_backend: str = "torch"  # which attention_decode path the decoding steps use: "torch" or "triton"
     device: str = "auto"
     out: str = "bench_out/bench"  # writes OUT.csv
@@ -85,6 +95,8 @@ def parse_args(argv):
     if any(a not in ARCHS for a in archs):
         raise SystemExit(f"error: --archs={cfg.archs!r}: each must be one of {', '.join(ARCHS)}")
     check_positive(cfg, "train_tokens", "train_steps", "decode_steps")
+    if cfg.prefill_rounds < 0:
+        raise SystemExit(f"error: --prefill_rounds={cfg.prefill_rounds} must be >= 0 (0: the full benchmark)")
     if cfg.decode_backend not in ("torch", "triton"):
         raise SystemExit(f"error: --decode_backend={cfg.decode_backend!r}: must be 'torch' or 'triton'")
     lists = {key: parse_list(key, getattr(cfg, key)) for key in ("train_lengths", "contexts", "batches")}
@@ -207,6 +219,27 @@ def bench_generate(cfg, arch, model, C, B, device, bandwidth):
                 kv_bytes=cache.nbytes(), batch=B, decode_step_ms=step_ms, floor_ms=floor_ms, floor_x=step_ms / floor_ms)
 
 
+@torch.no_grad()
+def bench_prefill_rounds(cfg, archs, models, C, B, device):
+    """One row per arch: its median prefill tokens/s at context C and batch B over cfg.prefill_rounds
+    rounds in which the archs take turns, and the median over the rounds of the first arch's time
+    over its own (its speed relative to the first's)."""
+    prompt = torch.randint(cfg.vocab_size, (B, C), device=device)
+    seconds = {a: [] for a in archs}
+    for _ in range(1 + cfg.prefill_rounds):  # the first round builds the kernels and is not counted
+        for a in archs:
+            cache = None  # freed before the next is allocated
+            cache = KVCache(models[a].config, B, C, device)
+            sync(device)
+            t0 = time.perf_counter()
+            models[a](prompt, cache=cache)
+            sync(device)
+            seconds[a].append(time.perf_counter() - t0)
+    first = np.array(seconds[archs[0]][1:])
+    return [dict(arch=a, prefill_tok_s=B * C / float(np.median(seconds[a][1:])), batch=B, rounds=cfg.prefill_rounds,
+                 prefill_x_first=float(np.median(first / np.array(seconds[a][1:])))) for a in archs]
+
+
 def versions(device):
     gpu = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     try:
@@ -227,6 +260,8 @@ def main(argv):
     # generation first: it needs no compiling, so its numbers come quickly
     jobs = [("generate", a, C, B) for C in lists["contexts"] for B in lists["batches"] for a in archs]
     jobs += [("train", a, T, None) for T in lists["train_lengths"] for a in archs]
+    if cfg.prefill_rounds:
+        jobs = [("prefill", ",".join(archs), C, B) for C in lists["contexts"] for B in lists["batches"]]
     rows = []
     try:
         measure(jobs, rows, cfg, lists, device, env)
@@ -247,17 +282,23 @@ def measure(jobs, rows, cfg, lists, device, env):
             bar.set_description(f"{part} {arch} T={T}" + (f" batch={B}" if B else ""), refresh=False)
             if part == "train":
                 models.clear()  # the generation models would count in the training peak memory
-                result = bench_train(cfg, arch, T, device)
+                results = [bench_train(cfg, arch, T, device)]
             else:
-                if arch not in models:  # one bf16 copy per arch, built once (CPU: fp32)
-                    torch.manual_seed(0)
-                    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-                    model = GPT(model_config(cfg, arch, max(lists["contexts"]))).to(device, dtype).eval()
-                    models[arch] = model.set_decode_backend(cfg.decode_backend)
-                result = bench_generate(cfg, arch, models[arch], T, B, device, env["copy_gb_s"] * 1e9)
+                for a in arch.split(","):
+                    if a not in models:  # one bf16 copy per arch, built once (CPU: fp32)
+                        torch.manual_seed(0)
+                        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+                        model = GPT(model_config(cfg, a, max(lists["contexts"]))).to(device, dtype).eval()
+                        models[a] = model.set_decode_backend(cfg.decode_backend)
+                if part == "prefill":
+                    results = bench_prefill_rounds(cfg, arch.split(","), models, T, B, device)
+                else:
+                    results = [bench_generate(cfg, arch, models[arch], T, B, device, env["copy_gb_s"] * 1e9)]
             decoded = dict(decode_backend=cfg.decode_backend, decode_compiled=cfg.compile_decode) if part == "generate" else {}
-            rows.append(dict(part=part, arch=arch, length=T, **result, **decoded, **env))
-            tqdm.write(f"{part} {arch} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
+            for result in results:
+                result = {"arch": arch, **result}  # a prefill row names its own arch
+                rows.append(dict(part=part, length=T, **result, **decoded, **env))
+                tqdm.write(f"{part} {result.pop('arch')} {T}: " + ", ".join(f"{k} {v:,.3g}" for k, v in result.items()))
             write_csv(rows, cfg.out + ".csv", COLUMNS)
 
 
@@ -281,6 +322,15 @@ def print_tables(rows, archs):
             cells = [cell(find("train", a, T)["train_tok_s"], base, "{:,.0f}") +
                      (f", {peak[a]:.1f} GB" if peak[a] == peak[a] else ", peak n/a") for a in archs]
             print(f"| {T} | {find('train', gpt, T)['batch']} | " + " | ".join(cells) + " |")
+    prefills = sorted({(r["length"], r["batch"]) for r in rows if r["part"] == "prefill"})
+    if prefills:
+        print(f"\nprefill, the archs taking turns: median tokens/s (median of the per-round ratio to {archs[0]})\n")
+        print("| context | batch | rounds | " + " | ".join(archs) + " |")
+        print("| ---: | ---: | ---: |" + " ---: |" * len(archs))
+        for C, B in prefills:
+            found = [find("prefill", a, C, B) for a in archs]
+            print(f"| {C} | {B} | {found[0]['rounds']} | " +
+                  " | ".join(f"{r['prefill_tok_s']:,.0f} ({r['prefill_x_first']:.2f}x)" for r in found) + " |")
     contexts = sorted({(r["length"], r["batch"]) for r in rows if r["part"] == "generate"})
     if contexts:
         print("\ngeneration: prefill tokens/s, decode tokens/s and KV-cache MB (sized for the context plus the "

@@ -78,15 +78,40 @@ def ready_teacher(teacher, config, where, device, compile):
     return torch.compile(teacher) if compile else teacher
 
 
-def distill_kl(logits, teacher, x, y):
+def teacher_windows(T, n):
+    """Where a teacher trained at n tokens reads a sequence of T > n tokens: windows of n tokens,
+    half a window apart, the last one ending at T; (starts (windows,), window (T,), offset (T,)):
+    each position is read in the earliest window that holds it, so that past the first n positions
+    every one is read with more than half a window of context (n - n // 2 + 1 to n tokens, itself
+    included)."""
+    starts = list(range(0, T - n + 1, max(1, n // 2)))
+    if starts[-1] != T - n:
+        starts.append(T - n)
+    starts = torch.tensor(starts)
+    position = torch.arange(T)
+    window = torch.searchsorted(starts, position - n, right=True)  # the first window with start > p - n holds p
+    return starts, window, position - starts[window]
+
+
+def distill_kl(logits, teacher, x, y, windows=False):
     """KL(teacher || model) per token, averaged: how far the model's next-token distributions are
-    from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's. Only
-    the first positions up to the teacher's training length count: past it a RoPE teacher predicts
-    nothing worth learning, so a model trained longer than its teacher (at 4 L, say) learns the
-    rest from the data alone. Causal attention makes the teacher's logits there those of x cut."""
+    from the teacher's on the same inputs, in float32. logits (B, T, vocab) are the model's. A RoPE
+    teacher predicts nothing worth learning past its training length n, so by default only the
+    first n positions count (causal attention makes the teacher's logits there those of x cut),
+    and a model trained longer (at 4 L, say) learns the rest from the data alone. windows=True
+    lets the teacher teach every position: it reads x in windows of n (teacher_windows), as it was
+    trained, and each position past n learns what the teacher predicts from more than the last
+    half window of tokens (teacher_windows)."""
     n = min(x.shape[1], teacher.config.block_size)
     with torch.no_grad():
-        target = teacher(x[:, :n], last=n)[0].float().log_softmax(-1)  # (B, n, vocab); no loss computed
+        if windows and x.shape[1] > n:
+            starts, window, offset = (t.to(x.device) for t in teacher_windows(x.shape[1], n))
+            reads = torch.stack([x[:, s:s + n] for s in starts.tolist()], 1)  # (B, windows, n)
+            read = teacher(reads.flatten(0, 1), last=n)[0].unflatten(0, reads.shape[:2])  # (B, windows, n, vocab)
+            n = x.shape[1]
+            target = read[:, window, offset].float().log_softmax(-1)  # (B, T, vocab)
+        else:
+            target = teacher(x[:, :n], last=n)[0].float().log_softmax(-1)  # (B, n, vocab); no loss computed
     return F.kl_div(logits[:, :n].float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
 
 

@@ -314,7 +314,8 @@ def train_step(model, optimizer, x, y, cfg, world, autocast, teacher=None, weigh
                 logits, per_token = model(xb, yb, reduction="none")  # (b, T)
                 loss, objective = per_token.mean(), (per_token * wb).mean()
             if teacher is not None:
-                objective = (1 - cfg.distill_weight) * objective + cfg.distill_weight * distill_kl(logits, teacher, xb, yb)
+                kl = distill_kl(logits, teacher, xb, yb, cfg.distill_windows)
+                objective = (1 - cfg.distill_weight) * objective + cfg.distill_weight * kl
         (objective / cfg.grad_accum).backward()
         loss_sum += loss.detach() / cfg.grad_accum
         objective_sum += objective.detach() / cfg.grad_accum

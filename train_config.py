@@ -50,8 +50,9 @@ class TrainConfig:
     overwrite: bool = False  # a new run may replace the run already in out_dir
     nope_layers: str = "measured"  # a conversion to N and S layers: N where the source loses least without RoPE (conversion.py) | "measured-spread" (as many per group of the pattern's length) | "pattern"
     source_optimizer: bool = False  # a conversion continues the source run's AdamW moments instead of zeros
-    distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly, within its training length)
+    distill_from: str = ""  # a run whose next-token distributions the model also learns (KL to its logits, on the fly, within its training length: see distill_windows)
     distill_weight: float = 0.5  # with distill_from: loss = (1 - w) cross-entropy + w KL(teacher || model)
+    distill_windows: bool = False  # trained longer than the teacher: it reads windows of its length, half a window apart, and teaches every position (not the first L only)
     converted_first: float = 0.0  # a conversion first trains only its N layers' blocks, the rest frozen, for this fraction of max_iters
     rope_fade: float = 0.0  # a conversion's new N layers keep RoPE, its angles shrinking linearly to none over this fraction of max_iters (0: dropped at once)
     stop_at: int = 0  # save and stop at this iteration, to be resumed later (the schedule stays max_iters'); 0 = run to the end
@@ -108,6 +109,8 @@ def check_settings(cfg, model_settings):
         raise SystemExit(f"error: --nope_layers must be pattern, measured or measured-spread, got {cfg.nope_layers!r}")
     if cfg.distill_weight != TrainConfig.distill_weight and not cfg.distill_from:
         raise SystemExit(f"error: --distill_weight={cfg.distill_weight} weighs a teacher; give it with --distill_from=RUN")
+    if cfg.distill_windows and not cfg.distill_from:
+        raise SystemExit("error: --distill_windows sets how a teacher reads long sequences; give it with --distill_from=RUN")
     for key, what in [("retrieval_list", "sets the form of the needle tasks' multivalue answers"),
                       ("retrieval_values", "caps the needle tasks' multivalue values"),
                       ("retrieval_order", "orders the needle tasks' multivalue answers"),

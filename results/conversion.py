@@ -84,12 +84,14 @@ def plot(rows, path):
     colors = {recipe: f"C{i % 10}" for i, recipe in enumerate(recipes)}
     runs = list(dict.fromkeys((r["recipe"], r["seed"]) for r in rows if "recipe" in r))  # a line per recipe and seed
     for ax, length in zip(axes, ("L", "8L")):
+        named = set()  # each recipe named once in the legend, by its first line (its colour)
         for recipe, seed in runs:
             points = sorted((100 * r["fraction"], r[f"gap_{length}"]) for r in rows
                             if (r.get("recipe"), r.get("seed")) == (recipe, seed) and f"gap_{length}" in r)
             default = seed == DEFAULT_SEED
             ax.plot(*zip(*points), marker="o", markersize=6 if default else 4, color=colors[recipe],
-                    linestyle="-" if default else ":", label=recipe if default else None)
+                    linestyle="-" if default else ":", label=None if recipe in named else recipe)
+            named.add(recipe)
         if any(seed != DEFAULT_SEED for _, seed in runs):
             ax.plot([], [], color="gray", linestyle=":", marker="o", markersize=4, label="other data orders (--seed)")
         ax.axhline(0.03, color="gray", linestyle="-.", label="0.03 nats")

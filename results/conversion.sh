@@ -26,8 +26,18 @@
 #   +distill-adam-n16, +distill-adam-n36  +distill-adam with N fixed at layers 1 and 6, or 3 and 6:
 #                the measurement ranks layers 1 and 3 within 0.01 of each other, and its choice
 #                between them changes with the batches it is measured on (the seed)
+#   +distill-adam-4L   +distill-adam trained at 4L, the teacher on the first L positions only
+#   +distill-adam-4Lw  the same, the teacher reading windows of L half a window apart, so that it
+#                teaches every position (--distill_windows); +distill-adam-2Lw at 2L;
+#                +distill-adam-kl-4Lw the teacher alone (--distill_weight=1)
 #
 #   bash results/conversion.sh        # one H100: about 10 minutes before the two +distill recipes (reuses RUNS/{gpt,swan} if there)
+#
+# With HOLDOUT=BOOKS (a folder with train/ and val/ books, those data/gutenberg was prepared from)
+# every 15th of its train books is set aside as "other long books": every model here, scratch and
+# converted, trains on the rest (RUNS/data, prepared with data/gutenberg's tokenizer) and is
+# evaluated on the val books and on the set-aside ones (RUNS/other_data; PREFIX_other_loss.csv,
+# PREFIX_other.csv/png), books neither the models nor the choice of recipe ever saw.
 #
 # Trainings run side by side, spread over the GPUs there are. Settings: PYTHON, RUNS, PREFIX
 # (default results/conversion: PREFIX.csv the gaps, PREFIX.png the figure, PREFIX_loss.csv every
@@ -71,9 +81,30 @@ recipe() {  # the settings of a recipe
         +distill-adam-n16) echo "--learning_rate=1e-3 --nope_layers=pattern --layer_pattern=SNSSSSNS --distill_from=$RUNS/gpt --source_optimizer" ;;
         +distill-adam-n36) echo "--learning_rate=1e-3 --nope_layers=pattern --layer_pattern=SSSNSSNS --distill_from=$RUNS/gpt --source_optimizer" ;;
         +distill-4L) echo "--learning_rate=1e-3 --nope_layers=measured --distill_from=$RUNS/gpt --block_size=2048 --batch_size=16" ;;
+        +distill-adam-4L) echo "$(recipe +distill-adam) --block_size=2048 --batch_size=16" ;;
+        +distill-adam-4Lw) echo "$(recipe +distill-adam) --block_size=2048 --batch_size=16 --distill_windows" ;;
+        +distill-adam-2Lw) echo "$(recipe +distill-adam) --block_size=1024 --batch_size=32 --distill_windows" ;;
+        +distill-adam-kl-4Lw) echo "$(recipe +distill-adam-4Lw) --distill_weight=1" ;;
         *) echo "unknown recipe $1" >&2; exit 1 ;;
     esac
 }
+
+if [ -n "${HOLDOUT:-}" ]; then  # set aside every 15th train book; the rest, and the val books, to train and evaluate on
+    if [ ! -f "$RUNS/other_data/meta.json" ]; then
+        rm -rf "$RUNS/books" "$RUNS/other"
+        mkdir -p "$RUNS/books/train" "$RUNS/books/val" "$RUNS/other/train" "$RUNS/other/val"
+        i=0
+        for book in "$HOLDOUT"/train/*.txt; do
+            if [ $((i % 15)) = 7 ]; then ln -s "$(realpath "$book")" "$RUNS/other/val/"; else ln -s "$(realpath "$book")" "$RUNS/books/train/"; fi
+            i=$((i + 1))
+        done
+        for book in "$HOLDOUT"/val/*.txt; do ln -s "$(realpath "$book")" "$RUNS/books/val/"; done
+        cp -P "$(ls "$RUNS"/other/val/*.txt | head -n 1)" "$RUNS/other/train/"  # prepare.py needs a train split; nothing trains on it
+        $PYTHON data/prepare.py --dataset="$RUNS/books" --out_dir="$RUNS/data" --tokenizer_from=data/gutenberg
+        $PYTHON data/prepare.py --dataset="$RUNS/other" --out_dir="$RUNS/other_data" --tokenizer_from=data/gutenberg
+    fi
+    TRAIN_ARGS="--data_dir=$RUNS/data $TRAIN_ARGS"
+fi
 
 for arch in gpt swan; do  # the scratch runs, unless headline.sh made them already
     [ -f "$RUNS/$arch/ckpt.pt" ] || train $arch --arch=$arch
@@ -96,8 +127,15 @@ for steps in $STEPS; do
 done
 grep -h "nope_layers=measured" "$RUNS"/gpt2swan+layers-200.log 2>/dev/null || true
 
-$PYTHON extrapolate.py "$RUNS/gpt" "$RUNS/swan" "${runs[@]}" --lengths=512,4096,16384 --out="${PREFIX}_loss" $EVAL_ARGS
+evaluate() {  # the val books (their own data's, or with HOLDOUT the set-aside ones too), side by side
+    on_next_gpu $PYTHON extrapolate.py "$RUNS/gpt" "$RUNS/swan" "${runs[@]}" --lengths=512,4096,16384 --out="$1_loss" "${@:2}" \
+        $EVAL_ARGS > "$1_loss.log" 2>&1
+}
+evaluate "$PREFIX"
+[ -n "${HOLDOUT:-}" ] && evaluate "${PREFIX}_other" --data_dir="$RUNS/other_data"
+wait_all "${PREFIX}"*_loss.log
 $PYTHON results/conversion.py --losses="${PREFIX}_loss.csv" --out="$PREFIX"
+[ -n "${HOLDOUT:-}" ] && $PYTHON results/conversion.py --losses="${PREFIX}_other_loss.csv" --out="${PREFIX}_other"
 
 # the needle tasks at L, 4L, 8L and 32L for scratch swan and two conversions at 5%. None of these
 # runs saw a task in training (the headline config has no retrieval mix): this measures what the

@@ -13,7 +13,7 @@ import torch
 import train
 from checkpoint import load_model
 from common import autocast_for
-from conversion import distill_kl, layer_costs, measured_pattern, spread_pattern
+from conversion import distill_kl, layer_costs, measured_pattern, spread_pattern, teacher_windows
 from data.prepare import prepare
 from model import GPT, GPTConfig, KVCache, rope_tables
 from train_config import TrainConfig
@@ -152,6 +152,35 @@ def test_distill_kl_is_the_teachers_kl_to_the_model():
     assert abs(distill_kl(logits, teacher, x, x).item() - (p_t * (p_t.log() - log_p_s)).sum(-1)[:, :7].mean().item()) < 1e-6
 
 
+def test_teacher_windows_give_every_position_half_a_window_of_context():
+    starts, window, offset = teacher_windows(11, 4)  # windows of 4, 2 apart, the last ending at 11
+    assert starts.tolist() == [0, 2, 4, 6, 7]
+    assert window.tolist() == [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4]
+    assert offset.tolist() == [0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 3]
+    assert (starts[window] + offset).tolist() == list(range(11))  # each position read where it is
+    starts, window, offset = teacher_windows(67, 9)
+    assert (starts[window] + offset).tolist() == list(range(67)) and starts[-1] == 67 - 9
+    assert offset[9:].min() == 5 and offset.max() == 8  # past the first window: 6 to 9 tokens of context (windows 4 apart)
+
+
+def test_windowed_distillation_teaches_every_position_from_its_window():
+    torch.manual_seed(2)
+    config = GPTConfig(vocab_size=29, block_size=16, n_layer=1, n_head=2, n_embd=16, layer_pattern="G")
+    student, teacher = GPT(config), GPT(config)
+    teacher.config.block_size = 5  # a teacher trained at 5 tokens, a sequence of 13
+    x = torch.randint(0, 29, (2, 13))
+    logits = student(x, x)[0]
+    log_p_s = logits.double().log_softmax(-1)
+    want = []
+    for p, s in enumerate([0, 0, 0, 0, 0, 2, 2, 4, 4, 6, 6, 8, 8]):  # starts 0, 2, 4, 6, 8: the earliest holding p
+        p_t = teacher(x[:, s:s + 5], x[:, s:s + 5])[0][:, p - s].double().softmax(-1)  # (2, vocab)
+        want.append((p_t * (p_t.log() - log_p_s[:, p])).sum(-1))
+    want = torch.stack(want, 1).mean()
+    assert abs(distill_kl(logits, teacher, x, x, windows=True).item() - want.item()) < 1e-6 and want > 1e-3
+    teacher.config.block_size = 16  # a sequence within the teacher's length reads as one window either way
+    assert abs(distill_kl(logits, teacher, x, x, windows=True).item() - distill_kl(logits, teacher, x, x).item()) < 1e-7
+
+
 def test_a_conversion_distills_from_its_source(tiny_args, tmp_path, capsys):
     train.main(tiny_args + [f"--out_dir={tmp_path / 'gpt'}", "--arch=gpt", "--max_iters=20", "--eval_interval=20"])
     gpt_val = torch.load(tmp_path / "gpt" / "ckpt.pt", weights_only=True)["val_loss"]
@@ -161,6 +190,11 @@ def test_a_conversion_distills_from_its_source(tiny_args, tmp_path, capsys):
     assert ckpt["iter"] == 6
     assert ckpt["val_loss"] < gpt_val + 0.5  # it kept what the gpt knew
     assert ckpt["train_config"]["distill_from"] == os.path.abspath(tmp_path / "gpt")  # found again on resume
+    # trained at 3x the teacher's 32 tokens, the teacher reading windows of 32: finite and learning
+    train.main(convert + [f"--out_dir={tmp_path / 'swan3L'}", f"--distill_from={tmp_path / 'gpt'}", "--distill_windows",
+                          "--block_size=96", "--batch_size=2"])
+    long = torch.load(tmp_path / "swan3L" / "ckpt.pt", weights_only=True)
+    assert long["train_config"]["distill_windows"] and long["val_loss"] < gpt_val + 0.5
     with pytest.raises(SystemExit, match=r"has vocab_size 300, the model 301: distillation compares"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--vocab_size=301", f"--distill_from={tmp_path / 'gpt'}"])
     with pytest.raises(SystemExit, match=r"--distill_weight=0.0 must be a weight in \(0, 1\]"):
@@ -216,6 +250,8 @@ def test_a_teacher_equal_to_the_model_leaves_the_cross_entropy_scaled(tiny_args)
 def test_distillation_settings_are_refused_in_one_line(tiny_data, tiny_args, tmp_path):
     with pytest.raises(SystemExit, match=r"--distill_weight=0.3 weighs a teacher; give it with --distill_from=RUN"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--distill_weight=0.3"])
+    with pytest.raises(SystemExit, match=r"--distill_windows sets how a teacher reads long sequences; give it with --distill_from"):
+        train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", "--distill_windows"])
     with pytest.raises(SystemExit, match=r"error: --distill_from: no checkpoint at .*nowhere"):
         train.main(tiny_args + [f"--out_dir={tmp_path / 'x'}", f"--distill_from={tmp_path / 'nowhere'}"])
     # a teacher of another tokenizer, on this data
