@@ -4,6 +4,7 @@ interpreter on machines without a GPU (it must be chosen before triton is first 
 import os
 import pathlib
 import signal
+import subprocess
 import sys
 import time
 
@@ -50,5 +51,10 @@ def ctrl_c_when():
             time.sleep(0.2)
         time.sleep(settle)
         proc.send_signal(signal.SIGINT)
-        return proc.communicate(timeout=60)
+        try:
+            return proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # a failing test leaves nothing running behind it
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"{' '.join(map(str, proc.args[1:3]))} ... still ran 60 s after Ctrl-C") from None
     return interrupt
