@@ -1,5 +1,6 @@
-"""Test setup shared by every test file: the repository root on sys.path, and Triton's
-interpreter on machines without a GPU (it must be chosen before triton is first imported)."""
+"""Test setup shared by every test file: the repository root on sys.path, SIGINT handled (for the
+Ctrl-C tests, also when pytest runs as a background job), and Triton's interpreter on machines
+without a GPU (it must be chosen before triton is first imported)."""
 
 import os
 import pathlib
@@ -11,6 +12,12 @@ import time
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+
+# a shell without job control starts a background job with SIGINT ignored, and an ignored signal
+# stays ignored in every process started from it: the tests that press Ctrl-C on a child need it
+# handled, as in a terminal (a handled signal is reset to the default in a child)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 if "TRITON_INTERPRET" not in os.environ and not torch.cuda.is_available():
     os.environ["TRITON_INTERPRET"] = "1"
