@@ -191,6 +191,17 @@ def step_bytes(model, B, pos):
     return weights + kv
 
 
+def timed_prefill(model, prompt, max_len, device):
+    """(seconds, logits, cache): one prefill of prompt (B, C) into a fresh cache of max_len slots,
+    timed from the cache's allocation being done to the GPU being done."""
+    cache = KVCache(model.config, prompt.shape[0], max_len, device)
+    sync(device)
+    t0 = time.perf_counter()
+    logits, _ = model(prompt, cache=cache)
+    sync(device)
+    return time.perf_counter() - t0, logits, cache
+
+
 @torch.no_grad()
 def bench_generate(cfg, arch, model, C, B, device, bandwidth):
     fresh_start(device)
@@ -198,12 +209,8 @@ def bench_generate(cfg, arch, model, C, B, device, bandwidth):
     times = []
     for _ in range(1 + PREFILL_TIMES):  # the first prefill also builds the kernels; the others are timed
         cache = None  # freed before the next is allocated
-        cache = KVCache(model.config, B, C + 2 * cfg.decode_steps, device)
-        sync(device)
-        t0 = time.perf_counter()
-        logits, _ = model(prompt, cache=cache)
-        sync(device)
-        times.append(time.perf_counter() - t0)
+        seconds, logits, cache = timed_prefill(model, prompt, C + 2 * cfg.decode_steps, device)
+        times.append(seconds)
     step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda", compile_step=cfg.compile_decode)
     token = logits.argmax(-1)  # (B, 1): greedy, so every arch decodes the same kind of work
     for _ in range(2):  # untimed warm-up steps, then the timed ones
@@ -228,13 +235,7 @@ def bench_prefill_rounds(cfg, archs, models, C, B, device):
     seconds = {a: [] for a in archs}
     for _ in range(1 + cfg.prefill_rounds):  # the first round builds the kernels and is not counted
         for a in archs:
-            cache = None  # freed before the next is allocated
-            cache = KVCache(models[a].config, B, C, device)
-            sync(device)
-            t0 = time.perf_counter()
-            models[a](prompt, cache=cache)
-            sync(device)
-            seconds[a].append(time.perf_counter() - t0)
+            seconds[a].append(timed_prefill(models[a], prompt, C, device)[0])  # its cache freed on return
     first = np.array(seconds[archs[0]][1:])
     return [dict(arch=a, prefill_tok_s=B * C / float(np.median(seconds[a][1:])), batch=B, rounds=cfg.prefill_rounds,
                  prefill_x_first=float(np.median(first / np.array(seconds[a][1:])))) for a in archs]

@@ -101,18 +101,19 @@ def distill_kl(logits, teacher, x, y, windows=False):
     and a model trained longer (at 4 L, say) learns the rest from the data alone. windows=True
     lets the teacher teach every position: it reads x in windows of n (teacher_windows), as it was
     trained, and each position past n learns what the teacher predicts from more than the last
-    half window of tokens (teacher_windows)."""
+    half window of tokens."""
     n = min(x.shape[1], teacher.config.block_size)
     with torch.no_grad():
         if windows and x.shape[1] > n:
-            starts, window, offset = (t.to(x.device) for t in teacher_windows(x.shape[1], n))
+            starts, window, offset = teacher_windows(x.shape[1], n)  # host tensors: the slices need no sync
             reads = torch.stack([x[:, s:s + n] for s in starts.tolist()], 1)  # (B, windows, n)
             read = teacher(reads.flatten(0, 1), last=n)[0].unflatten(0, reads.shape[:2])  # (B, windows, n, vocab)
-            n = x.shape[1]
-            target = read[:, window, offset].float().log_softmax(-1)  # (B, T, vocab)
+            target = read[:, window.to(x.device), offset.to(x.device)]  # (B, T, vocab)
         else:
-            target = teacher(x[:, :n], last=n)[0].float().log_softmax(-1)  # (B, n, vocab); no loss computed
-    return F.kl_div(logits[:, :n].float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
+            target = teacher(x[:, :n], last=n)[0]  # (B, n, vocab); no loss computed
+        target = target.float().log_softmax(-1)
+    taught = target.shape[1]  # the positions the teacher teaches: n, or with windows all T
+    return F.kl_div(logits[:, :taught].float().log_softmax(-1), target, log_target=True, reduction="none").sum(-1).mean()
 
 
 # -----------------------------------------------------------------------------
