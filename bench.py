@@ -74,6 +74,7 @@ class BenchConfig:
     compile: bool = True
     cuda_graph: bool = True
     compile_decode: bool = False  # torch.compile the decoding step (GPT.decoder) before it is captured
+    compile_decode_mode: str = "default"  # its torch.compile mode, e.g. max-autotune-no-cudagraphs
     prefill_rounds: int = 0  # > 0: prefill only, the archs taking turns for this many rounds (3. above)
     decode_backend: str = "torch"  # which attention_decode path the decoding steps use: "torch" or "triton"
     device: str = "auto"
@@ -99,6 +100,9 @@ def parse_args(argv):
         raise SystemExit(f"error: --prefill_rounds={cfg.prefill_rounds} must be >= 0 (0: the full benchmark)")
     if cfg.decode_backend not in ("torch", "triton"):
         raise SystemExit(f"error: --decode_backend={cfg.decode_backend!r}: must be 'torch' or 'triton'")
+    modes = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+    if cfg.compile_decode_mode not in modes:
+        raise SystemExit(f"error: --compile_decode_mode={cfg.compile_decode_mode!r}: must be one of {', '.join(modes)}")
     lists = {key: parse_list(key, getattr(cfg, key)) for key in ("train_lengths", "contexts", "batches")}
     device = pick_device(cfg.device)
     if device != "cuda" and not cfg.cpu_smoke:
@@ -211,7 +215,8 @@ def bench_generate(cfg, arch, model, C, B, device, bandwidth):
         cache = None  # freed before the next is allocated
         seconds, logits, cache = timed_prefill(model, prompt, C + 2 * cfg.decode_steps, device)
         times.append(seconds)
-    step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda", compile_step=cfg.compile_decode)
+    step = model.decoder(cache, cuda_graph=cfg.cuda_graph and device == "cuda", compile_step=cfg.compile_decode,
+                         compile_mode=cfg.compile_decode_mode)
     token = logits.argmax(-1)  # (B, 1): greedy, so every arch decodes the same kind of work
     for _ in range(2):  # untimed warm-up steps, then the timed ones
         sync(device)
@@ -295,7 +300,7 @@ def measure(jobs, rows, cfg, lists, device, env):
                     results = bench_prefill_rounds(cfg, arch.split(","), models, T, B, device)
                 else:
                     results = [bench_generate(cfg, arch, models[arch], T, B, device, env["copy_gb_s"] * 1e9)]
-            decoded = dict(decode_backend=cfg.decode_backend, decode_compiled=cfg.compile_decode) if part == "generate" else {}
+            decoded = dict(decode_backend=cfg.decode_backend, decode_compiled=cfg.compile_decode and cfg.compile_decode_mode) if part == "generate" else {}
             for result in results:
                 result = {"arch": arch, **result}  # a prefill row names its own arch
                 rows.append(dict(part=part, length=T, **result, **decoded, **env))

@@ -435,7 +435,7 @@ class GPT(nn.Module):
         cache.pos_t += 1
         return self.lm_head(self.transformer.ln_f(x))  # (B, 1, vocab)
 
-    def decoder(self, cache, cuda_graph=False, compile_step=False):
+    def decoder(self, cache, cuda_graph=False, compile_step=False, compile_mode=None):
         """A decoding step, token (B, 1) -> logits (B, 1, vocab), that advances the cache. With
         cuda_graph (a cache on the GPU) the step is captured once as a CUDA graph and replayed:
         its ~15 small kernels per layer then cost one launch, which at small batch is most of
@@ -448,7 +448,9 @@ class GPT(nn.Module):
         cached bf16 copies of the weights by address: replay it inside the same `with
         torch.autocast` block that captured it, as `generate` does. Its logits tensor is reused
         by every step. The attention of each step is attention_decode's path chosen by
-        set_decode_backend."""
+        set_decode_backend. compile_mode is torch.compile's mode, e.g.
+        "max-autotune-no-cudagraphs" (Inductor times its own matmul kernels against cuBLAS for
+        these small-batch shapes and can fuse the neighbouring element-wise work into them)."""
         if self.rope_fade is not None:
             self._refuse_fading_decode()
         rope = self.rope_for(cache.max_len, cache.pos_t.device)
@@ -456,7 +458,8 @@ class GPT(nn.Module):
         if compile_step:
             if any(k is None for k in cache.k):
                 raise ValueError("compile a decoding step after the prompt's pass: it makes the cache's buffers")
-            run = torch.compile(run, dynamic=False, backend="inductor" if compile_step is True else compile_step)
+            backend = "inductor" if compile_step is True else compile_step
+            run = torch.compile(run, dynamic=False, backend=backend, mode=compile_mode)
         if not cuda_graph:
             def step(token):
                 cache.check_room(1)
