@@ -10,8 +10,9 @@ all parts must be of one kind and cover the same lengths. The parts must have be
 the same windows or examples (the same data, lengths, window count, tail and seed): so each
 part after the first must share a run with the parts before it (put one run, such as the model
 before conversion, into every part), and a run in several parts must score the same cells the
-same in each (checked, to 1e-4; it is then kept once). --allow_unshared joins a part that shares
-no run, unchecked. --rename relabels a run
+same in each (checked task by task, to 1e-4; it is then kept once; a task only one part scored
+joins the run, so one run's tasks may be evaluated apart). --allow_unshared joins a part that
+shares no run (and task), unchecked. --rename relabels a run
 (OLD:NEW, repeatable), --L is the training length the figure marks (default: the first length).
 """
 
@@ -55,37 +56,60 @@ def cells(rows):
     return {tuple(row.get(c, "") for c in IDENTITY): row for row in rows}
 
 
+def by_task(rows):
+    """{task: that task's rows} of one run (loss rows have no task: one group)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(row.get("task", ""), []).append(row)
+    return groups
+
+
 def agree(first, second):
-    """Whether two parts' rows of one run score the same cells the same."""
-    a, b = cells(first), cells(second)
-    return a.keys() == b.keys() and all(
-        a[k].get(c) == b[k].get(c) for k in a for c in COUNTS) and all(
-        abs(float(a[k][c]) - float(b[k][c])) <= TOLERANCE for k in a for c in NUMBERS
-        if a[k].get(c) and b[k].get(c))  # a number one part did not measure (an older CSV's) is not compared
+    """Whether two parts' rows of one run score the same cells the same, task by task: a task both
+    parts scored must have the same cells and numbers in each; a task only one scored is not
+    compared (an evaluation split by task)."""
+    a_tasks, b_tasks = by_task(first), by_task(second)
+    for task in a_tasks.keys() & b_tasks.keys():
+        a, b = cells(a_tasks[task]), cells(b_tasks[task])
+        if a.keys() != b.keys() or any(a[k].get(c) != b[k].get(c) for k in a for c in COUNTS) or any(
+                abs(float(a[k][c]) - float(b[k][c])) > TOLERANCE for k in a for c in NUMBERS
+                if a[k].get(c) and b[k].get(c)):  # a number one part did not measure (an older CSV's) is not compared
+            return False
+    return True
 
 
 def merge(parts, allow_unshared=False):
-    """The rows of every part, each run once. A run in several parts must agree there, and every
-    part after the first must share a run with those before it (what shows that the parts were
-    evaluated on the same windows or examples), unless allow_unshared."""
+    """The rows of every part, each run once. A run in several parts must agree where both scored
+    it, and every part after the first must share a scored run (and task) with those before it
+    (what shows that the parts were evaluated on the same windows or examples), unless
+    allow_unshared. A task a part adds to a run seen before joins that run."""
     merged, seen = [], {}  # seen: run -> (path, its rows)
     for i, (path, rows, key) in enumerate(parts):
         by_run = {}
         for row in rows:
             by_run.setdefault(row[key], []).append(row)
-        if i and not allow_unshared and not seen.keys() & by_run.keys():
-            raise SystemExit(f"error: {path} shares no run with the parts before it, so nothing shows it was evaluated "
-                             f"on the same windows or examples; put one run into every part (or --allow_unshared)")
+        shared = any(by_task(seen[run][1]).keys() & by_task(run_rows).keys()
+                     for run, run_rows in by_run.items() if run in seen)
+        if i and not allow_unshared and not shared:
+            raise SystemExit(f"error: {path} shares no run with the parts before it (no run and task scored in both), "
+                             f"so nothing shows it was evaluated on the same windows or examples; put one run into "
+                             f"every part (or --allow_unshared)")
         for run, run_rows in by_run.items():
             if run not in seen:
                 seen[run] = (path, run_rows)
                 merged += run_rows
-            elif not agree(seen[run][1], run_rows):
+                continue
+            if not agree(seen[run][1], run_rows):
                 raise SystemExit(f"error: run {run} differs between {seen[run][0]} and {path}: "
                                  f"were they evaluated on the same windows or examples (data, lengths, seed, tail)?")
-            else:  # kept once; a number only this part measured (an older part lacks its column) joins the kept row
-                kept = cells(seen[run][1])
-                for cell, row in cells(run_rows).items():
+            kept_tasks = by_task(seen[run][1])
+            kept = cells(seen[run][1])
+            for task, task_rows in by_task(run_rows).items():
+                if task not in kept_tasks:  # a task this part adds to the run
+                    seen[run][1].extend(task_rows)
+                    merged += task_rows
+                    continue
+                for cell, row in cells(task_rows).items():  # a number only this part measured joins the kept row
                     for column, value in row.items():
                         if value != "" and kept[cell].get(column, "") == "":
                             kept[cell][column] = value

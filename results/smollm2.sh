@@ -23,6 +23,9 @@
 #   swan-4n        swan-measured with 4 N layers instead of 8 (layer_pattern NSSSSSSS over 30 layers)
 #   swan-4k        swan-measured trained at 4k (half the batch: the same tokens)
 #   swan-late-random-distill  swan-late-distill, multivalue's values in a random order (--retrieval_order=random)
+#   swan-k16-distill  swan-late-distill with retrieval.sh's mix as it is now: multikey examples of up
+#                  to 16 keys (multivalue's of up to 4 values), multivalue in a random order
+#   swan-spread-k16-distill  swan-k16-distill with the N layers of swan-spread-distill
 #
 # then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k) and
 # needle accuracy (passkey, multikey with 4 keys, multivalue with 4 values; 2k ... 32k) on the val
@@ -63,6 +66,7 @@ source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background job
 
 MIX="--retrieval=0.19 --retrieval_keys=4"
 LATE_MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue"
+K16_MIX="$LATE_MIX --retrieval_keys=16 --retrieval_values=4 --retrieval_order=random"  # the later flag wins
 CONVERT="--arch=swan --window=$WINDOW"
 DISTILL="--distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
 declare -A SETTINGS=(
@@ -80,6 +84,8 @@ declare -A SETTINGS=(
     [swan-4k]="$CONVERT --nope_layers=measured $MIX --block_size=$((BLOCK * 2)) --batch_size=$((BATCH / 2))"
     [swan-late-distill]="$CONVERT --nope_layers=pattern $LATE_MIX $DISTILL"
     [swan-late-random-distill]="$CONVERT --nope_layers=pattern $LATE_MIX --retrieval_order=random $DISTILL"
+    [swan-k16-distill]="$CONVERT --nope_layers=pattern $K16_MIX $DISTILL"
+    [swan-spread-k16-distill]="$CONVERT --nope_layers=measured-spread $K16_MIX $DISTILL"
 )
 NAMES=${NAMES:-swan-as-is control swan-late-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do

@@ -127,6 +127,29 @@ def test_multivalue_decoding_columns_join_are_checked_and_printed(tmp_path, caps
         merge_evals.main([newer, differs, f"--out={out}"])
 
 
+def test_a_run_evaluated_task_by_task_joins_and_shared_tasks_are_checked(tmp_path):
+    out = str(tmp_path / "all")
+    passkey = retrieval_rows("base", [(1.0, 0.5), (0.25, 0.0)])
+    multivalue = [dict(r, task="multivalue", num_keys=4) for r in retrieval_rows("base", [(0.5, 0.0), (0.0, 0.0)])]
+    a = write(tmp_path, "a.csv", passkey, RETRIEVAL_COLUMNS)
+    only_new = write(tmp_path, "b.csv", multivalue, RETRIEVAL_COLUMNS)  # nothing in common: nothing checks it
+    with pytest.raises(SystemExit, match=r"b.csv shares no run with the parts before it \(no run and task"):
+        merge_evals.main([a, only_new, f"--out={out}"])
+    merge_evals.main([a, only_new, f"--out={out}", "--allow_unshared", "--L=67"])
+    rows = read(out + ".csv")
+    assert [(r["task"], float(r["accuracy"])) for r in rows] == [("passkey", 1.0), ("passkey", 0.5), ("passkey", 0.25),
+                                                                 ("passkey", 0.0), ("multivalue", 0.5),
+                                                                 ("multivalue", 0.0), ("multivalue", 0.0),
+                                                                 ("multivalue", 0.0)]
+    both = write(tmp_path, "c.csv", passkey + multivalue, RETRIEVAL_COLUMNS)  # passkey shared and equal: checked
+    merge_evals.main([a, both, f"--out={out}", "--L=67"])
+    assert len(read(out + ".csv")) == 8
+    changed = [dict(r, accuracy=0.75) if r["depth"] == 0.5 and r["length"] == 67 else r for r in passkey]
+    differs = write(tmp_path, "d.csv", changed + multivalue, RETRIEVAL_COLUMNS)
+    with pytest.raises(SystemExit, match=r"run base differs between .*a.csv and .*d.csv"):
+        merge_evals.main([a, differs, f"--out={out}"])
+
+
 def test_bad_input_gets_one_line(tmp_path):
     loss = write(tmp_path, "loss.csv", loss_rows("base", [3.5, 7.25]), LOSS_COLUMNS)
     needles = write(tmp_path, "needles.csv", retrieval_rows("base", [(1.0, 0.5), (0.25, 0.0)]), RETRIEVAL_COLUMNS)
