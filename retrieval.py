@@ -11,8 +11,8 @@ only the logits of the last few positions are computed, so 32x L fits in memory.
 
 multivalue asks for all the numbers of one word and names no order, so an answer in any order is
 right, as RULER scores it. Teacher forcing checks one order, the needles'; an example it fails
-is decoded greedily (the KV cache, a few dozen steps) and is right if the first V numbers written
-are the V values, in any order. The decoding also says how a wrong answer is wrong: the CSV's
+is decoded greedily (the KV cache, a few dozen steps, the failed answers of a batch together)
+and is right if the first V numbers written are the V values, in any order. The decoding also says how a wrong answer is wrong: the CSV's
 values_found is the share of the V values among those V numbers, repeated the share of answers
 that write a number twice (an answer that loses track of what it wrote). The README's multivalue
 figures before the any-order rule required the needles' order.
@@ -53,15 +53,44 @@ def task_list(cfg):
 
 
 @torch.no_grad()
-def written_values(model, example, enc, device, autocast):
-    """The first V numbers greedy decoding writes after a multivalue example's question (V: the
-    example's values; fewer if it writes fewer), as strings, and the V values."""
-    start, end = example.answer
-    values = NUMBER.findall(enc.decode(example.tokens[start:end].tolist()))
-    prompt = torch.from_numpy(example.tokens[:start]).to(device)[None]  # (1, start)
+def written_values(model, examples, enc, device, autocast):
+    """[(the first V numbers greedy decoding writes after the question, the V values)] of
+    multivalue examples whose answers span the same positions (V: the example's values; fewer
+    numbers if it writes fewer), as strings: decoded together, one batch through the KV cache (a
+    CUDA graph on a GPU), where one example at a time paid every step's launches per example."""
+    start, end = examples[0].answer
+    assert all(e.answer == (start, end) for e in examples), "one batch decodes answers of one span"
+    prompt = torch.from_numpy(np.stack([e.tokens[:start] for e in examples])).to(device)  # (b, start)
     with autocast:
-        out = model.generate(prompt, end - start + SPARE_TOKENS, temperature=0, cuda_graph=False)  # (1, start + n)
-    return NUMBER.findall(enc.decode(out[0, start:].tolist()))[:len(values)], values
+        out = model.generate(prompt, end - start + SPARE_TOKENS, temperature=0)  # (b, start + n)
+    pairs = []
+    for e, row in zip(examples, out):
+        values = NUMBER.findall(enc.decode(e.tokens[start:end].tolist()))
+        pairs.append((NUMBER.findall(enc.decode(row[start:].tolist()))[:len(values)], values))
+    return pairs
+
+
+def any_order(model, group, right, enc, device, autocast):
+    """(right, values_found, repeated), lists over a batch's examples: a multivalue answer teacher
+    forcing found wrong is decoded greedily (written_values, those of one answer span together)
+    and is right if its first V numbers are the V values in any order. values_found is the share
+    of the V values among them, repeated whether they repeat a number; NaN for the other tasks
+    and without the tokenizer enc (then only the needles' order counts)."""
+    right, found, repeated = list(right), [float("nan")] * len(group), [float("nan")] * len(group)
+    if enc is None:
+        return right, found, repeated
+    by_span = {}
+    for k, e in enumerate(group):
+        if e.task == "multivalue":
+            found[k], repeated[k] = 1.0, 0.0  # right in the needles' order: nothing to decode
+            if not right[k]:
+                by_span.setdefault(e.answer, []).append(k)
+    for ks in by_span.values():
+        for k, (written, values) in zip(ks, written_values(model, [group[k] for k in ks], enc, device, autocast)):
+            right[k] = sorted(written) == sorted(values)
+            found[k] = len(set(written) & set(values)) / len(values)
+            repeated[k] = float(len(set(written)) < len(written))
+    return right, found, repeated
 
 
 def build_examples(maker, cells, depths, trials, tokens, spans, seed):
@@ -81,9 +110,8 @@ def score(model, examples, device, autocast, batch_size=8, enc=None):
     """Scores of examples, all of one length T + 1, each field an (n,) numpy array: correct,
     whether every answer token is the argmax of the model's prediction; answer_loss, the mean
     cross-entropy of the answer tokens. With the tokenizer enc, a multivalue answer teacher forcing
-    fails is decoded greedily (written_values) and counts if it holds the V values in any order;
-    values_found is then the share of the V values among the first V numbers written and
-    repeated whether those repeat a number (both NaN for the other tasks, and without enc)."""
+    fails is decoded greedily and counts if it holds the V values in any order (any_order, which
+    also gives values_found and repeated; both NaN for the other tasks, and without enc)."""
     T = len(examples[0].tokens) - 1
     batch = max(1, min(batch_size, BATCH_TOKENS // T))
     correct, losses, found, repeated = [], [], [], []
@@ -94,23 +122,17 @@ def score(model, examples, device, autocast, batch_size=8, enc=None):
         with autocast:
             logits, _ = model(idx, last=n_answer)  # (b, n_answer, vocab): predictions of the last tokens
         logits = logits.float()
+        right = []
         for row, e in enumerate(group):
             m = e.answer[1] - e.answer[0]
             target = torch.from_numpy(e.tokens[e.answer[0]:e.answer[1]]).to(device)  # (m,)
             predicted = logits[row, n_answer - m:]  # (m, vocab), position T - m + k predicts answer token k
-            right = bool((predicted.argmax(-1) == target).all())
-            share, repeats = float("nan"), float("nan")
-            if enc is not None and e.task == "multivalue":
-                share, repeats = 1.0, 0.0
-                if not right:
-                    written, values = written_values(model, e, enc, device, autocast)
-                    right = sorted(written) == sorted(values)
-                    share = len(set(written) & set(values)) / len(values)
-                    repeats = float(len(set(written)) < len(written))
-            correct.append(right)
+            right.append(bool((predicted.argmax(-1) == target).all()))
             losses.append(F.cross_entropy(predicted, target).item())
-            found.append(share)
-            repeated.append(repeats)
+        right, shares, repeats = any_order(model, group, right, enc, device, autocast)
+        correct += right
+        found += shares
+        repeated += repeats
     return Scores(np.array(correct), np.array(losses), np.array(found), np.array(repeated))
 
 

@@ -75,12 +75,12 @@ class OrderStub(torch.nn.Module):
             logits[:, k, token] = 5.0
         return logits, None
 
-    def generate(self, idx, max_new_tokens, temperature, cuda_graph):
+    def generate(self, idx, max_new_tokens, temperature):
         assert temperature == 0 and max_new_tokens == self.answer_length + retrieval.SPARE_TOKENS
-        assert torch.equal(idx, torch.from_numpy(self.prompt)[None])  # the question's end, no answer token
+        assert (idx == torch.from_numpy(self.prompt)).all()  # every row: the question's end, no answer token
         self.generated += 1
         tail = self.continuation + [self.continuation[-1]] * (max_new_tokens - len(self.continuation))
-        return torch.cat([idx, torch.tensor([tail])], dim=1)
+        return torch.cat([idx, torch.tensor([tail] * idx.shape[0])], dim=1)
 
 
 def test_multivalue_counts_any_order_of_its_values_and_says_how_an_answer_is_wrong(maker_and_val):
@@ -110,6 +110,94 @@ def test_multivalue_counts_any_order_of_its_values_and_says_how_an_answer_is_wro
         plain = retrieval.score(stub, [example], "cpu", autocast, 1)
         assert plain.correct.tolist() == [numbers == values] and np.isnan(plain.values_found).all()
         assert stub.generated == decoded
+
+
+class WritingStub(torch.nn.Module):
+    """A "model" whose teacher-forced answers are all wrong (every logit points at token 0) and
+    whose greedy decoding writes, for each row, the text `writes[i]` of the example i whose question
+    that row is. Records the batch size of every generate call."""
+
+    def __init__(self, examples, writes, enc):
+        super().__init__()
+        self.examples, self.writes, self.enc, self.calls = examples, writes, enc, []
+
+    def forward(self, idx, last=1):
+        logits = torch.zeros(idx.shape[0], last, self.enc.n_vocab)
+        logits[..., 0] = 5.0
+        return logits, None
+
+    def generate(self, idx, max_new_tokens, temperature):
+        self.calls.append(idx.shape[0])
+        rows = []
+        for prompt in idx:
+            i = next(i for i, e in enumerate(self.examples)
+                     if e.answer[0] == len(prompt) and torch.equal(torch.from_numpy(e.tokens[:len(prompt)]), prompt))
+            text = self.enc.encode_ordinary(self.writes[i])[:max_new_tokens]
+            rows.append(torch.cat([prompt, torch.tensor(text + [text[-1]] * (max_new_tokens - len(text)))]))
+        return torch.stack(rows)
+
+
+def multivalue_examples(maker_and_val, seed):
+    maker, tokens, spans = maker_and_val
+    rng = np.random.default_rng(seed)
+    return [maker.make(task, 301, tokens, spans, rng, num_keys=keys)
+            for task, keys in [("multivalue", 2), ("passkey", 1), ("multivalue", 2), ("multivalue", 3),
+                               ("multivalue", 2), ("multikey", 2), ("multivalue", 3)]]
+
+
+def test_failed_multivalue_answers_are_decoded_together_each_for_its_own_example(maker_and_val):
+    enc = maker_and_val[0].enc
+    examples = multivalue_examples(maker_and_val, 11)
+    values = [retrieval.NUMBER.findall(enc.decode(e.tokens[e.answer[0]:e.answer[1]].tolist())) for e in examples]
+    writes = {0: " {1} and {0}.", 2: " {0}, {0} and {1}.", 3: " {2}, {0} and {1}.", 4: " {0} and 123456.",
+              6: " {1}, {1} and {1}."}
+    writes = {i: w.format(*values[i]) for i, w in writes.items()}
+    autocast = torch.autocast("cpu", enabled=False)
+    spans_of = [e.answer for e in examples if e.task == "multivalue"]
+    assert len(set(spans_of)) < len(spans_of)  # so some batch holds several answers
+    nan = float("nan")
+    for batch_size in (7, 3, 1):
+        stub = WritingStub(examples, writes, enc)
+        got = retrieval.score(stub, examples, "cpu", autocast, batch_size, enc)
+        assert got.correct.tolist() == [True, False, False, True, False, False, False]
+        np.testing.assert_allclose(got.values_found, [1, nan, 0.5, 1, 0.5, nan, 1 / 3])
+        np.testing.assert_allclose(got.repeated, [0, nan, 1, 0, 0, nan, 1])
+        expected = []
+        for group in (examples[i:i + batch_size] for i in range(0, 7, batch_size)):
+            spans = [e.answer for e in group if e.task == "multivalue"]
+            expected += [spans.count(span) for span in dict.fromkeys(spans)]
+        assert sorted(stub.calls) == sorted(expected)  # one generate call per answer span in each batch
+    assert max(stub.calls) == 1 and max(expected) == 1  # the last pass, batches of one
+    stub = WritingStub(examples, writes, enc)
+    retrieval.score(stub, examples, "cpu", autocast, 7, enc)
+    assert max(stub.calls) > 1  # in one batch of seven, some call decoded several answers
+
+
+def test_decoding_answers_together_writes_what_decoding_each_alone_writes(maker_and_val):
+    enc = maker_and_val[0].enc
+    examples = multivalue_examples(maker_and_val, 12)
+    torch.manual_seed(0)  # an untrained model: every answer fails teacher forcing and is decoded
+    model = GPT(GPTConfig.from_arch("swan", vocab_size=enc.n_vocab, block_size=32, n_layer=2, n_head=2, n_embd=32,
+                                    window=5)).eval()
+    written = {}  # (batch size, prompt) -> the tokens decoded after it
+    generate = model.generate
+
+    def recording(idx, *args, **kw):
+        out = generate(idx, *args, **kw)
+        for prompt, row in zip(idx, out):
+            written[batch_size, tuple(prompt.tolist())] = row[len(prompt):].tolist()
+        return out
+
+    model.generate = recording
+    autocast = torch.autocast("cpu", enabled=False)
+    scores = {}
+    for batch_size in (7, 1):
+        scores[batch_size] = retrieval.score(model, examples, "cpu", autocast, batch_size, enc)
+    together = {p: w for (b, p), w in written.items() if b == 7}
+    alone = {p: w for (b, p), w in written.items() if b == 1}
+    assert len(together) == 5 and together == alone
+    for field in ("correct", "answer_loss", "values_found", "repeated"):
+        np.testing.assert_allclose(getattr(scores[7], field), getattr(scores[1], field), rtol=1e-5)
 
 
 def test_examples_are_the_same_for_every_run_and_seeded_per_cell(maker_and_val):
