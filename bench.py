@@ -7,6 +7,7 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
     python bench.py --cpu_smoke                       # a tiny version on the CPU (the tests run it)
     python bench.py --decode_backend=triton           # decoding through attention_decode_triton.py
     python bench.py --compile_decode                  # the decoding step compiled, then captured
+    python bench.py --compile_decode --compile_decode_mode=max-autotune-no-cudagraphs   # Inductor tunes its matmuls
     python bench.py --archs=gpt,swan --contexts=1024 --prefill_rounds=50   # prefill only, the archs taking turns
 
 1. Training: optimizer steps (forward, backward, fused AdamW) of train_tokens tokens each
@@ -53,7 +54,7 @@ from model import ARCHS, GPT, GPTConfig, KVCache
 PREFILL_TIMES = 5  # timed prefills per context; the median counts
 COLUMNS = ["part", "arch", "length", "batch", "train_tok_s", "peak_mem_gb", "prefill_tok_s", "decode_tok_s", "kv_bytes",
            "decode_step_ms", "decode_backend", "decode_compiled", "floor_ms", "floor_x", "prefill_x_first", "rounds",
-           "copy_gb_s", "device", "torch", "triton"]  # OUT.csv
+           "copy_gb_s", "device", "torch", "triton"]  # OUT.csv; decode_compiled: False or the compile mode
 
 
 @dataclass
@@ -74,7 +75,7 @@ class BenchConfig:
     compile: bool = True
     cuda_graph: bool = True
     compile_decode: bool = False  # torch.compile the decoding step (GPT.decoder) before it is captured
-    compile_decode_mode: str = "default"  # its torch.compile mode, e.g. max-autotune-no-cudagraphs
+    compile_decode_mode: str = "default"  # its torch.compile mode: default or max-autotune-no-cudagraphs
     prefill_rounds: int = 0  # > 0: prefill only, the archs taking turns for this many rounds (3. above)
     decode_backend: str = "torch"  # which attention_decode path the decoding steps use: "torch" or "triton"
     device: str = "auto"
@@ -100,9 +101,11 @@ def parse_args(argv):
         raise SystemExit(f"error: --prefill_rounds={cfg.prefill_rounds} must be >= 0 (0: the full benchmark)")
     if cfg.decode_backend not in ("torch", "triton"):
         raise SystemExit(f"error: --decode_backend={cfg.decode_backend!r}: must be 'torch' or 'triton'")
-    modes = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+    modes = ("default", "max-autotune-no-cudagraphs")  # the others capture CUDA graphs of their own, as the step is
     if cfg.compile_decode_mode not in modes:
         raise SystemExit(f"error: --compile_decode_mode={cfg.compile_decode_mode!r}: must be one of {', '.join(modes)}")
+    if cfg.compile_decode_mode != "default" and not cfg.compile_decode:
+        raise SystemExit(f"error: --compile_decode_mode={cfg.compile_decode_mode} compiles nothing without --compile_decode")
     lists = {key: parse_list(key, getattr(cfg, key)) for key in ("train_lengths", "contexts", "batches")}
     device = pick_device(cfg.device)
     if device != "cuda" and not cfg.cpu_smoke:

@@ -88,17 +88,26 @@ def merge(parts, allow_unshared=False):
         by_run = {}
         for row in rows:
             by_run.setdefault(row[key], []).append(row)
-        shared = any(by_task(seen[run][1]).keys() & by_task(run_rows).keys()
-                     for run, run_rows in by_run.items() if run in seen)
-        if i and not allow_unshared and not shared:
+        checked = {task for run, run_rows in by_run.items() if run in seen
+                   for task in by_task(seen[run][1]).keys() & by_task(run_rows).keys()}  # tasks a run shows alike
+        if i and not allow_unshared and not checked:
             raise SystemExit(f"error: {path} shares no run with the parts before it (no run and task scored in both), "
                              f"so nothing shows it was evaluated on the same windows or examples; put one run into "
                              f"every part (or --allow_unshared)")
+        earlier = {task for _, kept_rows in seen.values() for task in by_task(kept_rows)}
+        unchecked = sorted(earlier & by_task(rows).keys() - checked)
+        if i and not allow_unshared and unchecked:
+            raise SystemExit(f"error: {path}: no run scored {unchecked[0]} both there and in the parts before it, so "
+                             f"nothing shows its examples are the same; put one run into every part (or --allow_unshared)")
         for run, run_rows in by_run.items():
             if run not in seen:
                 seen[run] = (path, run_rows)
                 merged += run_rows
                 continue
+            models = [sorted({(r["arch"], r["layer_pattern"]) for r in part}) for part in (seen[run][1], run_rows)]
+            if models[0] != models[1]:
+                raise SystemExit(f"error: run {run} is {models[0]} in {seen[run][0]} but {models[1]} in {path}: "
+                                 f"two models under one name (--rename one of them)")
             if not agree(seen[run][1], run_rows):
                 raise SystemExit(f"error: run {run} differs between {seen[run][0]} and {path}: "
                                  f"were they evaluated on the same windows or examples (data, lengths, seed, tail)?")

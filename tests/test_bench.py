@@ -74,6 +74,10 @@ def test_command_line_and_bad_settings(tmp_path):
         bench.main(["--cpu_smoke", f"--out={tmp_path}/file/b"])
     with pytest.raises(SystemExit, match="unknown setting"):
         bench.main(["--cpu_smoke", "--layers=3"])
+    with pytest.raises(SystemExit, match=r"--compile_decode_mode='max-autotune': must be one of default, max-auto"):
+        bench.main(["--cpu_smoke", "--compile_decode", "--compile_decode_mode=max-autotune"])
+    with pytest.raises(SystemExit, match="compiles nothing without --compile_decode$"):
+        bench.main(["--cpu_smoke", "--compile_decode_mode=max-autotune-no-cudagraphs"])
     with pytest.raises(SystemExit, match=r"^error: bench.py is the GPU benchmark .*; --cpu_smoke runs a tiny version on the CPU$"):
         bench.main(["--device=cpu"])  # what `python bench.py` gives on a machine without a GPU
     bench.main(["--cpu_smoke", "--archs=swat", "--contexts=33", "--batches=1", "--train_lengths=35", f"--out={tmp_path}/new/d"])

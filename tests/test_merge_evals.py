@@ -148,6 +148,17 @@ def test_a_run_evaluated_task_by_task_joins_and_shared_tasks_are_checked(tmp_pat
     differs = write(tmp_path, "d.csv", changed + multivalue, RETRIEVAL_COLUMNS)
     with pytest.raises(SystemExit, match=r"run base differs between .*a.csv and .*d.csv"):
         merge_evals.main([a, differs, f"--out={out}"])
+    # another run's multivalue, with nothing scored both ways to show its examples are the same
+    anchored = write(tmp_path, "e.csv", passkey + [dict(r, run="two") for r in multivalue], RETRIEVAL_COLUMNS)
+    merge_evals.main([both, anchored, f"--out={out}", "--allow_unshared", "--L=67"])
+    with pytest.raises(SystemExit, match=r"e.csv: no run scored multivalue both there and in the parts before it"):
+        merge_evals.main([both, anchored, f"--out={out}"])
+    # one name, two models: a gpt's multivalue is not the swan's
+    other_model = write(tmp_path, "f.csv", [dict(r, run="one") for r in passkey]
+                        + [dict(r, arch="gpt", layer_pattern="G") for r in multivalue], RETRIEVAL_COLUMNS)
+    first = write(tmp_path, "g.csv", passkey + [dict(r, run="one") for r in passkey], RETRIEVAL_COLUMNS)
+    with pytest.raises(SystemExit, match=r"run base is \[\('swan', 'NSSS'\)\] in .*g.csv but \[\('gpt', 'G'\)\]"):
+        merge_evals.main([first, other_model, f"--out={out}"])
 
 
 def test_bad_input_gets_one_line(tmp_path):

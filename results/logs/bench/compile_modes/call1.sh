@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # decode: default compile vs max-autotune (bench.py), then a per-kernel profile of both
+OUT=${OUT:-results/logs/bench/compile_modes}  # run from the repository root; the GPU machine set OUT
 mkdir -p $OUT
-nvidia-smi -L | sed 's/ (UUID.*//' > $OUT/versions.txt
+nvidia-smi -L | sed "s/ (UUID.*//" > $OUT/versions.txt  # (its versions.txt did not come back; the CSVs name the GPU and versions)
 python3 -c "import torch, triton; print(torch.__version__, triton.__version__)" >> $OUT/versions.txt
 A="--archs=gpt,swan --train_lengths=512 --contexts=1024,32768 --batches=8 --decode_backend=triton --compile_decode=True --train_steps=1 --warmup_steps=1"
 for r in 1 2; do

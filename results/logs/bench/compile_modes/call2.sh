@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+OUT=${OUT:-results/logs/bench/compile_modes}  # run from the repository root; the GPU machine set OUT
 mkdir -p $OUT
 export PYTHONPATH=$PWD
 A="--archs=gpt,swan --train_lengths=512 --contexts=1024,32768 --batches=8 --decode_backend=triton --compile_decode=True --train_steps=1 --warmup_steps=1"
