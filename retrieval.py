@@ -12,9 +12,10 @@ only the logits of the last few positions are computed, so 32x L fits in memory.
 multivalue asks for all the numbers of one word and names no order, so an answer in any order is
 right, as RULER scores it. Teacher forcing checks one order, the needles'; an example it fails
 is decoded greedily (the KV cache, a few dozen steps, the failed answers of a batch together)
-and is right if the first V numbers written are the V values, in any order. The decoding also says how a wrong answer is wrong: the CSV's
-values_found is the share of the V values among those V numbers, repeated the share of answers
-that write a number twice (an answer that loses track of what it wrote). The README's multivalue
+and is right if the first V numbers written are the V values, in any order. The decoding also
+says how a wrong answer is wrong: the CSV's values_found is the share of the V values among
+those V numbers, repeated the share of answers that write a number twice (an answer that loses
+track of what it wrote). The README's multivalue
 figures before the any-order rule required the needles' order.
 
 With --tune_scale, each run with N layers gets one scaling base for every cell, chosen by

@@ -179,11 +179,16 @@ def test_decoding_answers_together_writes_what_decoding_each_alone_writes(maker_
     torch.manual_seed(0)  # an untrained model: every answer fails teacher forcing and is decoded
     model = GPT(GPTConfig.from_arch("swan", vocab_size=enc.n_vocab, block_size=32, n_layer=2, n_head=2, n_embd=32,
                                     window=5)).eval()
-    written = {}  # (batch size, prompt) -> the tokens decoded after it
+    with torch.no_grad():  # large weights, so that what it writes depends on the prompt: rows mixed up would show
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.mul_(20)
+    written, sizes = {}, []  # (batch size, prompt) -> the tokens decoded after it; rows per generate call
     generate = model.generate
 
     def recording(idx, *args, **kw):
         out = generate(idx, *args, **kw)
+        sizes.append(idx.shape[0])
         for prompt, row in zip(idx, out):
             written[batch_size, tuple(prompt.tolist())] = row[len(prompt):].tolist()
         return out
@@ -196,6 +201,8 @@ def test_decoding_answers_together_writes_what_decoding_each_alone_writes(maker_
     together = {p: w for (b, p), w in written.items() if b == 7}
     alone = {p: w for (b, p), w in written.items() if b == 1}
     assert len(together) == 5 and together == alone
+    assert len({tuple(w) for w in together.values()}) == 5  # five different answers: each row its own
+    assert max(sizes) > 1  # and some generate call decoded several of them at once
     for field in ("correct", "answer_loss", "values_found", "repeated"):
         np.testing.assert_allclose(getattr(scores[7], field), getattr(scores[1], field), rtol=1e-5)
 
