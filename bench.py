@@ -303,7 +303,9 @@ def measure(jobs, rows, cfg, lists, device, env):
                     results = bench_prefill_rounds(cfg, arch.split(","), models, T, B, device)
                 else:
                     results = [bench_generate(cfg, arch, models[arch], T, B, device, env["copy_gb_s"] * 1e9)]
-            decoded = dict(decode_backend=cfg.decode_backend, decode_compiled=cfg.compile_decode and cfg.compile_decode_mode) if part == "generate" else {}
+            decoded = {}
+            if part == "generate":  # decode_compiled: False, or the compile mode
+                decoded = dict(decode_backend=cfg.decode_backend, decode_compiled=cfg.compile_decode and cfg.compile_decode_mode)
             for result in results:
                 result = {"arch": arch, **result}  # a prefill row names its own arch
                 rows.append(dict(part=part, length=T, **result, **decoded, **env))

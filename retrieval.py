@@ -15,8 +15,8 @@ is decoded greedily (the KV cache, a few dozen steps, the failed answers of a ba
 and is right if the first V numbers written are the V values, in any order. The decoding also
 says how a wrong answer is wrong: the CSV's values_found is the share of the V values among
 those V numbers, repeated the share of answers that write a number twice (an answer that loses
-track of what it wrote). The README's multivalue
-figures before the any-order rule required the needles' order.
+track of what it wrote). The README's multivalue figures before the any-order rule required the
+needles' order.
 
 With --tune_scale, each run with N layers gets one scaling base for every cell, chosen by
 scaling.tune_base on the answer loss (mean negative log-likelihood of the answer tokens,
