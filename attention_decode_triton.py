@@ -53,10 +53,21 @@ EMPTY_MAX = -1.0e30  # the running max before any seen slot: finite, so exp2(EMP
 # Strides are named s<tensor><axis>: b batch, h head, s slot; the last axis (D) is contiguous.
 
 @triton.jit
-def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS,
-                    sqb, sqh, skb, skh, sks, svb, svh, svs, sob, soh, H, G, S, split_len, qk_scale,
+def _rotated(X, x, offs_d, d_ok, cos, sin, D: tl.constexpr):
+    # model.apply_rope on one head's vector x (loaded from X): pairs (d, d + D/2) rotated by the
+    # angle of frequency d mod D/2, rot[d] = x[d] cos - x[d + D/2] sin below D/2, x[d] cos + x[d - D/2] sin above
+    low = offs_d < D // 2
+    partner = tl.load(X + tl.where(low, offs_d + D // 2, offs_d - D // 2), mask=d_ok, other=0.0).to(tl.float32)
+    return x * cos + tl.where(low, -partner, partner) * sin
+
+
+@triton.jit
+def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS, K_NEW, V_NEW, COS, SIN,
+                    sqb, sqh, skb, skh, sks, svb, svh, svs, sob, soh, sknb, sknh, svnb, svnh, scos,
+                    H, G, S, split_len, qk_scale,
                     LOG2E: tl.constexpr, EMPTY: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
-                    HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr, SPLIT: tl.constexpr):
+                    HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr, SPLIT: tl.constexpr,
+                    STEP: tl.constexpr, RING: tl.constexpr, ROPE: tl.constexpr):
     bh, split = tl.program_id(0), tl.program_id(1)
     b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)  # int64: b * skb can pass 2^31 in a long cache
     offs_d = tl.arange(0, BLOCK_D)
@@ -64,7 +75,8 @@ def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS,
     # a power-of-two head dim loads with no mask along D: a mask constant along the row keeps the
     # loads of a row vectorised (16 bytes at a time), a mask per element would not.
     d_ok = offs_d < D
-    q = tl.load(Q + b * sqb + h * sqh + offs_d, mask=d_ok, other=0.0).to(tl.float32)  # (BLOCK_D,), loaded once
+    Q += b * sqb + h * sqh
+    q = tl.load(Q + offs_d, mask=d_ok, other=0.0).to(tl.float32)  # (BLOCK_D,), loaded once
     K += b * skb + (h // G) * skh  # the kv head of query head h (grouped-query attention)
     V += b * svb + (h // G) * svh
     # The position is read here, on the device, at every launch: a replayed CUDA graph sees the
@@ -75,13 +87,40 @@ def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS,
     # two splits; only the last split's last tile runs past S.
     lo = split * split_len
     hi = tl.minimum(lo + split_len, S)
+    slot = -1  # STEP: the slot this step's key and value go to
+    if STEP:  # what model.Attention does around the attention of a decoding step, done here
+        K_NEW += b * sknb + (h // G) * sknh
+        k_new = tl.load(K_NEW + offs_d, mask=d_ok, other=0.0).to(tl.float32)
+        v_new = tl.load(V_NEW + b * svnb + (h // G) * svnh + offs_d, mask=d_ok, other=0.0)
+        if ROPE:
+            freq = tl.where(offs_d < D // 2, offs_d, offs_d - D // 2)
+            cos = tl.load(COS + query_pos * scos + freq, mask=d_ok, other=0.0)
+            sin = tl.load(SIN + query_pos * scos + freq, mask=d_ok, other=0.0)
+            q = _rotated(Q, q, offs_d, d_ok, cos, sin, D)
+            k_new = _rotated(K_NEW, k_new, offs_d, d_ok, cos, sin, D)
+        # rounded to the dtypes the plain path holds them in: the same numbers this step and the next
+        q = q.to(Q.dtype.element_ty).to(tl.float32)
+        k_new = k_new.to(K.dtype.element_ty)
+        slot = query_pos % S if RING else query_pos
+        # one writer per slot: the split that holds it, in the first query head of the kv head's group
+        writer = (h % G == 0) & (slot >= lo) & (slot < hi)
+        write = tl.where(writer, d_ok, False)  # (d_ok & writer: a mask dtype Triton's interpreter refuses)
+        tl.store(K + slot * sks + offs_d, k_new, mask=write)
+        tl.store(V + slot * svs + offs_d, v_new.to(V.dtype.element_ty), mask=write)
+        k_new, v_new = k_new.to(tl.float32), v_new.to(V.dtype.element_ty).to(tl.float32)
     m_i = EMPTY  # running max of the base-2 logits (softmax)
     l_i = 0.0  # running sum of exp2(logit - m_i) (softmax)
     acc = tl.zeros([BLOCK_D], dtype=tl.float32)  # running weighted sum of the values
     for s0 in range(lo, hi, BLOCK_S):
         offs_s = s0 + tl.arange(0, BLOCK_S)
-        key_pos = tl.load(KEY_POS + offs_s, mask=offs_s < hi, other=-1)  # (BLOCK_S,); -1: empty
-        seen = (key_pos >= 0) & (key_pos <= query_pos)
+        if STEP:  # each slot's position from this step's alone, after its write (model.KVCache.key_positions)
+            key_pos = query_pos - (query_pos + S - offs_s) % S if RING else offs_s
+            key_pos = tl.where(offs_s < hi, key_pos, -1)
+        else:
+            key_pos = tl.load(KEY_POS + offs_s, mask=offs_s < hi, other=-1)  # (BLOCK_S,); -1: empty
+        # The slot being written is left out here (its old contents may still be in memory) and
+        # its new key and value, in registers, are added after the loop (STEP).
+        seen = (key_pos >= 0) & (key_pos <= query_pos) & (offs_s != slot)
         # Masked by `seen`, not just by bounds: the loads of unseen slots (a global cache's
         # unwritten tail, a ring not yet full) are predicated off and cost no memory traffic.
         kv_mask = seen[:, None] if BLOCK_D == D else seen[:, None] & d_ok[None, :]
@@ -101,6 +140,19 @@ def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS,
             acc = acc * alpha
             m_i = m_new
         acc += tl.sum(p[:, None] * v, 0)
+    if STEP:  # the new key and value, once, by the split that holds their slot (distance 0: no ALiBi term)
+        holds = (slot >= lo) & (slot < hi)
+        s = tl.sum(k_new * q, 0) * qk_scale
+        if SIGMOID:
+            p = tl.where(holds, 1.0 / (1.0 + tl.exp2(-s)), 0.0)
+        else:
+            m_new = tl.where(holds, tl.maximum(m_i, s), m_i)
+            p = tl.where(holds, tl.exp2(s - m_new), 0.0)
+            alpha = tl.exp2(m_i - m_new)
+            l_i = l_i * alpha + p
+            acc = acc * alpha
+            m_i = m_new
+        acc += p * v_new
     if SPLIT:  # partials for the combine; a split that saw nothing leaves (EMPTY, 0, 0), which weighs 0
         ws = bh * tl.num_programs(1) + split
         if not SIGMOID:  # the sigmoid's partials are its sums alone
@@ -137,12 +189,16 @@ def _decode_combine(M_WS, L_WS, ACC_WS, O, sob, soh, H, n_splits, D: tl.constexp
 # -----------------------------------------------------------------------------
 # host launcher and the custom-op wiring
 
-def _config(block_d=64):
+def _config(block_d=64, step=False):
     if _INTERPRET:  # small tiles, so that the CPU tests cross many tile and split edges quickly
         return dict(BLOCK_S=16, num_warps=1)
     # One warp per 64 dims of the head: measured on an H100 at D=64 only (above). Tiles of 64
     # slots x 64 dims in float32 already fill a warp's registers for k and v, so wider heads get
-    # more warps (not measured), and a float32 cache spills some (slower, not wrong).
+    # more warps (not measured), and a float32 cache spills some (slower, not wrong). The step's
+    # kernel holds more (the new key and value, RoPE's tables): on a ring of 512 slots tiles of 32
+    # slots and two warps measured 10.9 us against 15.5 us with the plain kernel's (notes/kernel.md).
+    if step:
+        return dict(BLOCK_S=32, num_warps=2 * max(1, block_d // 64))
     return dict(BLOCK_S=64, num_warps=max(1, block_d // 64))
 
 
@@ -156,23 +212,28 @@ def decode_splits(S, split_slots=SPLIT_SLOTS, block_s=None):
     return triton.cdiv(S, split_len), split_len
 
 
-@torch.library.custom_op("swan::attention_decode", mutates_args=())
-def _decode_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_pos: torch.Tensor, query_pos: torch.Tensor,
-               slopes: Optional[torch.Tensor], sigmoid: bool, scale: float, split_slots: int) -> torch.Tensor:
-    B, H, _, D = q.shape
+def _launch(q, k, v, key_pos, query_pos, slopes, sigmoid, scale, split_slots, step=None):
+    """Both ops' launches: the partials, and the combine where there are several splits. step
+    (attention_decode_step's): (k_new, v_new, cos, sin, ring), q, k_new and
+    v_new (B, H or Hkv, D) views of the step's projection, cos and sin None for no RoPE."""
+    B, H, D = q.shape[0], q.shape[1], k.shape[3]
     block_d = triton.next_power_of_2(D)
-    S, cfg = k.shape[2], _config(block_d)
+    S, cfg = k.shape[2], _config(block_d, step=step is not None)
     n_splits, split_len = decode_splits(S, split_slots, cfg["BLOCK_S"])
     o = q.new_empty(B, H, 1, D)
     m_ws = l_ws = acc_ws = o  # placeholders: not read or written with one split
     if n_splits > 1:  # float32 partials, a few bytes per split against the cache's bytes read
         m_ws, l_ws = (q.new_empty(B * H, n_splits, dtype=torch.float32) for _ in range(2))
         acc_ws = q.new_empty(B * H, n_splits, D, dtype=torch.float32)
+    k_new, v_new, cos, sin, ring = step or (q, q, None, None, False)
     _decode_partial[(B * H, n_splits)](
-        q, k, v, key_pos, query_pos, key_pos if slopes is None else slopes, o, m_ws, l_ws, acc_ws,
+        q, k, v, q if key_pos is None else key_pos, query_pos, q if slopes is None else slopes, o, m_ws, l_ws, acc_ws,
+        k_new, v_new, q if cos is None else cos, q if sin is None else sin,
         q.stride(0), q.stride(1), *k.stride()[:3], *v.stride()[:3], o.stride(0), o.stride(1),
-        H, H // k.shape[1], S, split_len, scale * _LOG2E, LOG2E=_LOG2E, EMPTY=EMPTY_MAX, D=D, BLOCK_D=block_d,
-        HAS_ALIBI=slopes is not None, SIGMOID=sigmoid, SPLIT=n_splits > 1, **cfg)
+        k_new.stride(0), k_new.stride(1), v_new.stride(0), v_new.stride(1), 0 if cos is None else cos.stride(0),
+        H, H // k.shape[1], S, split_len, scale * _LOG2E,
+        LOG2E=_LOG2E, EMPTY=EMPTY_MAX, D=D, BLOCK_D=block_d, HAS_ALIBI=slopes is not None, SIGMOID=sigmoid,
+        SPLIT=n_splits > 1, STEP=step is not None, RING=ring, ROPE=cos is not None, **cfg)
     if n_splits > 1:
         # A second Triton kernel rather than torch ops: the merge in torch is ~7 small kernels
         # (max, sub, exp2, two weighted sums, divide, cast), each a launch and a node of the
@@ -183,11 +244,33 @@ def _decode_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_pos: torch
     return o
 
 
-# A custom op, as attention_triton.py's kernels are: torch.compile then keeps the step as one
-# opaque node of its graph instead of tracing into the launcher.
+# Custom ops, as attention_triton.py's kernels are: torch.compile then keeps each as one opaque
+# node of its graph instead of tracing into the launcher.
+@torch.library.custom_op("swan::attention_decode", mutates_args=())
+def _decode_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_pos: torch.Tensor, query_pos: torch.Tensor,
+               slopes: Optional[torch.Tensor], sigmoid: bool, scale: float, split_slots: int) -> torch.Tensor:
+    return _launch(q, k, v, key_pos, query_pos, slopes, sigmoid, scale, split_slots)
+
+
 @_decode_op.register_fake
 def _(q, k, v, key_pos, query_pos, slopes, sigmoid, scale, split_slots):
     return q.new_empty(q.shape[0], q.shape[1], 1, q.shape[3])
+
+
+# The step's op writes the new key and value into the cache: it declares the cache's two tensors
+# mutated, so that torch.compile orders it after earlier readers and does not copy them.
+@torch.library.custom_op("swan::attention_decode_step", mutates_args=("k_cache", "v_cache"))
+def _decode_step_op(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_cache: torch.Tensor,
+                    v_cache: torch.Tensor, query_pos: torch.Tensor, cos: Optional[torch.Tensor], sin: Optional[torch.Tensor],
+                    ring: bool, slopes: Optional[torch.Tensor], sigmoid: bool, scale: float,
+                    split_slots: int) -> torch.Tensor:
+    return _launch(q, k_cache, v_cache, None, query_pos, slopes, sigmoid, scale, split_slots,
+                   step=(k_new, v_new, cos, sin, ring))
+
+
+@_decode_step_op.register_fake
+def _(q, k_new, v_new, k_cache, v_cache, query_pos, cos, sin, ring, slopes, sigmoid, scale, split_slots):
+    return q.new_empty(q.shape[0], q.shape[1], 1, k_cache.shape[3])
 
 
 # -----------------------------------------------------------------------------
@@ -213,3 +296,29 @@ def attention_decode_triton(q, k, v, key_pos, query_pos, kind="softmax", alibi_s
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))  # no-ops for the model's tensors
     return _decode_op(q, k, v, key_pos.contiguous(), query_pos, alibi_slopes, kind == "sigmoid", float(scale),
                       split_slots)
+
+
+def attention_decode_step_triton(qkv, n_head, k_cache, v_cache, query_pos, rope=None, ring=False, kind="softmax",
+                                 alibi_slopes=None, scale=None, split_slots=SPLIT_SLOTS):
+    """A decoding step's attention from its projection, in one kernel (plus the combine): what
+    model.Attention does around attention_decode, folded in. The query and the new key are rotated
+    by RoPE at query_pos (rope given); the new key and value are written to their slot, query_pos in a global cache, query_pos % S in a ring (ring=True), and
+    every slot's position is worked out from query_pos (model.KVCache.key_positions) rather than read.
+
+    qkv (B, 1, (n_head + 2 Hkv) D): the step's projection, query heads, then key heads, then value
+    heads; k_cache, v_cache (B, Hkv, S, D), written in place; query_pos a (1,) integer tensor on
+    the device; rope None or model.rope_tables' (cos, sin), (n_pos, D / 2) float32 with
+    n_pos > query_pos; kind, alibi_slopes and scale as in attention_decode_triton. Returns
+    (B, n_head, 1, D) in qkv's dtype."""
+    if kind not in ("softmax", "sigmoid"):
+        raise ValueError(f"kind must be 'softmax' or 'sigmoid', got {kind!r}")
+    if not (qkv.is_cuda or _INTERPRET):
+        raise ValueError("the Triton decoding kernel needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU)")
+    B, Hkv, D = qkv.shape[0], k_cache.shape[1], k_cache.shape[3]
+    if qkv.shape[-1] != (n_head + 2 * Hkv) * D:
+        raise ValueError(f"qkv's last dim {qkv.shape[-1]} is not (n_head + 2 * {Hkv} kv heads) x head dim {D}")
+    q, k_new, v_new = qkv.reshape(B, n_head + 2 * Hkv, D).split([n_head, Hkv, Hkv], dim=1)  # (B, heads, D) views
+    cos, sin = rope if rope is not None else (None, None)
+    scale = D ** -0.5 if scale is None else scale
+    return _decode_step_op(q, k_new, v_new, k_cache, v_cache, query_pos, cos, sin, ring, alibi_slopes, kind == "sigmoid",
+                           float(scale), split_slots)

@@ -5,7 +5,7 @@ and swat at one size: 12 layers x 768 wide x 12 heads, window 512 as in the pape
     python bench.py                                   # the README table (an H100: about 2 minutes)
     python bench.py --archs=gpt,swan --train_lengths=8192 --contexts=32768 --batches=8
     python bench.py --cpu_smoke                       # a tiny version on the CPU (the tests run it)
-    python bench.py --decode_backend=triton           # decoding through attention_decode_triton.py
+    python bench.py --decode_backend=triton           # decoding through the Triton kernels (GPT.set_decode_backend)
     python bench.py --compile_decode                  # the decoding step compiled, then captured
     python bench.py --compile_decode --compile_decode_mode=max-autotune-no-cudagraphs   # Inductor tunes its matmuls
     python bench.py --archs=gpt,swan --contexts=1024 --prefill_rounds=50   # prefill only, the archs taking turns
@@ -77,7 +77,7 @@ class BenchConfig:
     compile_decode: bool = False  # torch.compile the decoding step (GPT.decoder) before it is captured
     compile_decode_mode: str = "default"  # its torch.compile mode: default or max-autotune-no-cudagraphs
     prefill_rounds: int = 0  # > 0: prefill only, the archs taking turns for this many rounds (3. above)
-    decode_backend: str = "torch"  # which attention_decode path the decoding steps use: "torch" or "triton"
+    decode_backend: str = "torch"  # the decoding steps' kernels (GPT.set_decode_backend): "torch" or "triton"
     device: str = "auto"
     out: str = "bench_out/bench"  # writes OUT.csv
     cpu_smoke: bool = False  # a tiny model on the CPU with the settings below; a test of the script
@@ -265,7 +265,7 @@ def main(argv):
     env["copy_gb_s"] = copy_bandwidth(device) / 1e9
     print(f"{env['device']}, torch {env['torch']}, triton {env['triton']}; {cfg.n_layer} layers x {cfg.n_embd} wide x "
           f"{cfg.n_head} heads, window {cfg.window}, vocab {cfg.vocab_size}; copy bandwidth {env['copy_gb_s']:,.0f} GB/s; "
-          f"decoding attention: {cfg.decode_backend}")
+          f"decoding kernels: {cfg.decode_backend}")
     # generation first: it needs no compiling, so its numbers come quickly
     jobs = [("generate", a, C, B) for C in lists["contexts"] for B in lists["batches"] for a in archs]
     jobs += [("train", a, T, None) for T in lists["train_lengths"] for a in archs]

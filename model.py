@@ -22,6 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from attention import attention, attention_decode
+from attention_decode_triton import attention_decode_step_triton
+from linear_decode_triton import linear_decode_triton
 
 ARCHS = {  # the presets the scripts name with --arch
     "gpt": dict(layer_pattern="G", attn="softmax", alibi="none"),
@@ -208,8 +210,11 @@ class Attention(nn.Module):
         self.register_buffer("alibi_slopes", slopes, persistent=False)  # no parameters: conversion loads strictly
 
     def forward(self, x, rope, cache=None, faded=None):
-        B, T, C = x.shape
-        qkv = self.c_attn(x).view(B, T, self.n_head + 2 * self.n_kv_head, self.head_dim).transpose(1, 2)
+        return self.c_proj(self.attend(self.c_attn(x), rope, cache, faded))
+
+    def attend(self, qkv, rope, cache=None, faded=None):  # qkv (B, T, (H + 2 Hkv) hd) -> (B, T, C), before c_proj
+        B, T, _ = qkv.shape
+        qkv = qkv.view(B, T, self.n_head + 2 * self.n_kv_head, self.head_dim).transpose(1, 2)
         q, k, v = qkv.split([self.n_head, self.n_kv_head, self.n_kv_head], dim=1)  # (B, H or Hkv, T, hd)
         # where these T tokens are: from the host for a prompt (any T), from the device for a
         # decoding step (T = 1), so that a captured CUDA graph reads the current position
@@ -226,7 +231,7 @@ class Attention(nn.Module):
             # scale_start n0 > 0 on, the same curve less its rise up to n0: 1 + log_a((a + n) / (a + n0)),
             # and 1 before n0 (with n0 = L, the positions the model trained on are left as trained)
             a, n0 = self.config.scale_base, self.config.scale_start
-            n = cache.pos_t.float() if decoding else torch.arange(p0, p0 + T, device=x.device, dtype=torch.float32)
+            n = cache.pos_t.float() if decoding else torch.arange(p0, p0 + T, device=qkv.device, dtype=torch.float32)
             s = 1 + (torch.log(a + n) - math.log(a + n0)).clamp(min=0) / math.log(a)  # (T,); = log_a(a + n) for n0 = 0
             q = (q * s.view(T, 1)).type_as(q)
         window = self.config.window if self.kind == "S" else None
@@ -236,7 +241,14 @@ class Attention(nn.Module):
             y = self.decode(q, k, v, cache)
         else:
             y = self.prefill(q, k, v, cache, window)
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
+        return y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
+
+    def decode_fused(self, qkv, rope, cache):  # a window layer's attend for a decoding step: qkv (B, 1, ...) -> (B, 1, C)
+        # in one kernel with RoPE, the cache write and the ring's positions folded in (Block.decode)
+        k_buf, v_buf = cache.buffers(self.layer, qkv)
+        y = attention_decode_step_triton(qkv, self.n_head, k_buf, v_buf, cache.pos_t, rope, ring=True, kind=self.config.attn,
+                                         alibi_slopes=self.alibi_slopes)  # (B, H, 1, hd)
+        return y.transpose(1, 2).reshape(qkv.shape[0], 1, self.n_head * self.head_dim)
 
     def decode(self, q, k, v, cache):  # one token per sequence, written to its slot, against all slots
         k_buf, v_buf = cache.buffers(self.layer, k)
@@ -287,8 +299,23 @@ class Block(nn.Module):
         self.ln_2, self.mlp = nn.RMSNorm(config.n_embd, eps=config.norm_eps), MLP(config)
 
     def forward(self, x, rope, cache=None, faded=None):
+        if cache is not None and x.shape[1] == 1 and self.attn.decode_backend == "triton":
+            return self.decode(x, rope, cache)
         x = x + self.attn(self.ln_1(x), rope, cache, faded)
         return x + self.mlp(self.ln_2(x))
+
+    def decode(self, x, rope, cache):  # x (B, 1, C): forward's one decoding step in fewer kernels
+        # (GPT.set_decode_backend("triton")): each matmul one kernel with the activation or the
+        # residual add after it folded in (linear_decode_triton.py), and a window layer's attention
+        # one kernel from the projection on (Attention.decode_fused). Measured on an H100 (notes/kernel.md):
+        # folding the norms into the matmuls too was slower (+2.5 us a product) than their own kernels,
+        # and so was the one-kernel attention over a long global cache (+1%), so those stay as in forward.
+        attn, mlp = self.attn, self.mlp
+        qkv = linear_decode_triton(self.ln_1(x), attn.c_attn.weight)  # (B, 1, (H + 2 Hkv) hd)
+        y = attn.decode_fused(qkv, rope, cache) if attn.kind == "S" else attn.attend(qkv, rope, cache)  # (B, 1, C)
+        x = linear_decode_triton(y, attn.c_proj.weight, residual=x)
+        hidden = linear_decode_triton(self.ln_2(x), mlp.c_fc.weight, activation="swiglu" if mlp.swiglu else "gelu")
+        return linear_decode_triton(hidden, mlp.c_proj.weight, residual=x)  # (B, 1, C)
 
 
 class GPT(nn.Module):
@@ -347,8 +374,9 @@ class GPT(nn.Module):
         raise RuntimeError("a fading RoPE is for training (GPT.set_rope_fade); set it to None to decode")
 
     def set_decode_backend(self, backend):
-        """The attention_decode path of every decoding step: "torch" (the default) or "triton"
-        (attention_decode_triton.py). A switch of the running model, not of its config: it changes
+        """The kernels of every decoding step: "torch" (the default: attention_decode's PyTorch
+        path and the modules' own) or "triton" (attention_decode_triton.py for the attention, and
+        linear_decode_triton.py for each matmul with its norm, activation or residual add: Block.decode). A switch of the running model, not of its config: it changes
         no number beyond rounding, so checkpoints neither store nor need it. Set it before
         GPT.decoder captures a step: a captured graph keeps the kernels it was captured with."""
         if backend not in ("torch", "triton"):
@@ -433,6 +461,8 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x, rope, cache)
         cache.pos_t += 1
+        if self.transformer.h[0].attn.decode_backend == "triton":  # the final norm folded into the head's matmul
+            return linear_decode_triton(self.transformer.ln_f(x), self.lm_head.weight)  # (B, 1, vocab)
         return self.lm_head(self.transformer.ln_f(x))  # (B, 1, vocab)
 
     def decoder(self, cache, cuda_graph=False, compile_step=False, compile_mode=None):

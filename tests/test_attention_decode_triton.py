@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from attention import attention_decode
-from attention_decode_triton import MAX_SPLITS, attention_decode_triton, decode_splits
+from attention_decode_triton import MAX_SPLITS, attention_decode_step_triton, attention_decode_triton, decode_splits
 from reference import reference, rel_err
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -157,3 +157,44 @@ def test_report_the_errors_measured():
     # not a check: the largest errors of the tests above, for `pytest -s` (all in one process)
     if MEASURED:
         print("\nlargest relative error against float64:", f"{max(v for k, v in MEASURED.items() if len(k) == 7):.2e}")
+
+
+STEP_CASES = [  # ring, rope, kind, alibi, pos
+    (True, True, "softmax", False, 23),  # a window layer's ring of 5, wrapped: SWAN's S layers
+    (True, True, "sigmoid", True, 3),  # a ring not yet full, sigmoid and ALiBi: SWAT's layers
+    (False, True, "softmax", False, 23),  # a global cache of 40 slots with RoPE: gpt's layers
+    (False, False, "softmax", True, 39),  # NoPE, ALiBi, the cache's last slot
+]
+
+
+@pytest.mark.parametrize("ring,rope,kind,alibi,pos", STEP_CASES)
+def test_the_step_kernel_equals_rope_the_cache_write_and_the_decode(ring, rope, kind, alibi, pos):
+    # attention_decode_step_triton against what model.Attention does without it: RoPE on the
+    # step's q and k, k and v written to their slot, then attention_decode
+    # over the cache with KVCache's key positions. 4 query heads on 2 kv heads, head dim 16.
+    from model import apply_rope, rope_tables
+    B, H, Hkv, D, S = 2, 4, 2, 16, 5 if ring else 40
+    g = torch.Generator().manual_seed(pos)
+    qkv = torch.randn(B, 1, (H + 2 * Hkv) * D, generator=g)
+    k_cache, v_cache = torch.randn(B, Hkv, S, D, generator=g), torch.randn(B, Hkv, S, D, generator=g)
+    tables = rope_tables(64, D, 10000.0, "cpu")
+    slopes = SLOPES[:H] if alibi else None
+    q, k, v = qkv.view(B, 1, H + 2 * Hkv, D).transpose(1, 2).split([H, Hkv, Hkv], dim=1)
+    if rope:
+        q, k = apply_rope(q, tables[0][pos:pos + 1], tables[1][pos:pos + 1]), apply_rope(k, tables[0][pos:pos + 1], tables[1][pos:pos + 1])
+    k_want, v_want = k_cache.clone(), v_cache.clone()
+    slot = pos % S if ring else pos
+    k_want[:, :, slot], v_want[:, :, slot] = k[:, :, 0], v[:, :, 0]
+    slots = torch.arange(S)
+    key_pos = pos - (pos - slots) % S if ring else slots
+    want = attention_decode(q, k_want, v_want, key_pos, torch.tensor([pos]), kind=kind, alibi_slopes=slopes)
+    k_cache, v_cache = k_cache.to(DEV), v_cache.to(DEV)
+    got = attention_decode_step_triton(qkv.to(DEV), H, k_cache, v_cache, torch.tensor([pos], device=DEV),
+                                       tuple(t.to(DEV) for t in tables) if rope else None, ring=ring, kind=kind,
+                                       alibi_slopes=None if slopes is None else slopes.to(DEV))
+    assert got.shape == (B, H, 1, D)
+    assert rel_err(got.cpu().double(), want.double()) < 1e-5
+    torch.testing.assert_close(k_cache.cpu(), k_want, rtol=1e-6, atol=1e-6)  # the new key, rotated, in its slot
+    assert torch.equal(v_cache.cpu(), v_want)  # and nothing else written
+    with pytest.raises(ValueError, match=r"^qkv's last dim 128 is not \(n_head \+ 2 \* 2 kv heads\) x head dim 16$"):
+        attention_decode_step_triton(qkv.to(DEV), H + 1, k_cache, v_cache, torch.tensor([pos], device=DEV))

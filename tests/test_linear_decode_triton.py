@@ -1,0 +1,116 @@
+"""linear_decode_triton.py, a decoding step's matmul with its activation or residual folded in,
+against the model's own modules in float64, and model.Block.decode against Block.forward.
+
+Without a GPU the kernel runs in Triton's interpreter (tests/conftest.py sets TRITON_INTERPRET) in
+float32, with tiles of 16 rows, 16 columns and 32 of K, so the odd sizes below cross tile edges in
+every direction; on a GPU in bf16 as well."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from linear_decode_triton import linear_decode_triton
+from model import GPT, GPTConfig, KVCache
+from reference import rel_err
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def reference(x, weight, activation, residual):
+    """The modules one after the other, as model.Block's plain path runs them, in float64."""
+    y = F.linear(x.double(), weight.double())
+    if activation == "gelu":
+        y = F.gelu(y)
+    elif activation == "swiglu":
+        gate, up = y.chunk(2, dim=-1)
+        y = F.silu(gate) * up
+    return y if residual is None else y + residual.double()
+
+
+CASES = [  # rows, K, N, activation, residual
+    (3, 67, 37, "none", False),  # one block of rows, columns and K with ragged edges
+    (17, 67, 33, "gelu", False),  # two blocks of rows
+    (5, 45, 2 * 29, "swiglu", False),  # gate rows 0..28, up rows 29..57
+    (8, 100, 21, "none", True),  # the residual add
+    (1, 16, 16, "gelu", True),  # both at once, exactly one tile
+]
+
+
+@pytest.mark.parametrize("rows,K,N,activation,residual", CASES)
+def test_matches_the_modules_in_float64(rows, K, N, activation, residual):
+    g = torch.Generator().manual_seed(rows * K)
+    x = torch.randn(rows, 1, K, generator=g)
+    weight = torch.randn(N, K, generator=g) / K ** 0.5
+    out_n = N // 2 if activation == "swiglu" else N
+    res = torch.randn(rows, 1, out_n, generator=g) if residual else None
+    ref = reference(x, weight, activation, res)
+    x, weight = x.to(DEV), weight.to(DEV)
+    y = linear_decode_triton(x, weight, activation=activation, residual=None if res is None else res.to(DEV))
+    assert y.shape == (rows, 1, out_n) and y.dtype == torch.float32
+    assert rel_err(y.double().cpu(), ref) < 1e-5  # float32 products ("ieee": no tf32)
+    if DEV == "cuda":  # bf16 weights and rows: a product's rounding, no more
+        y = linear_decode_triton(x.bfloat16(), weight.bfloat16(), activation=activation,
+                                 residual=None if res is None else res.to(DEV).bfloat16())
+        assert y.dtype == torch.bfloat16 and rel_err(y.double().cpu(), ref) < 2e-2
+        with torch.autocast("cuda", dtype=torch.bfloat16):  # float32 weights, products in autocast's bf16
+            y = linear_decode_triton(x, weight, activation=activation, residual=None if res is None else res.to(DEV))
+        assert y.dtype == (torch.float32 if residual else torch.bfloat16) and rel_err(y.double().cpu(), ref) < 2e-2
+
+
+def test_bad_arguments():
+    x, weight = torch.randn(2, 1, 16, device=DEV), torch.randn(16, 16, device=DEV)
+    with pytest.raises(ValueError, match=r"^activation must be one of none, gelu, swiglu, got 'relu'$"):
+        linear_decode_triton(x, weight, activation="relu")
+    with pytest.raises(ValueError, match=r"takes bf16, fp16 or fp32 weights, got torch.float64$"):
+        linear_decode_triton(x.double(), weight.double())
+
+
+@pytest.mark.parametrize("arch,mlp", [("swan", "gelu"), ("swan", "swiglu"), ("swat", "gelu")])
+def test_a_decoding_step_through_the_fused_kernels_equals_the_plain_one(arch, mlp):
+    # Block.decode (4 fused products per layer and the head's, the window layers' attention from the projection)
+    # against Block.forward with the same attention kernel: logits of 7 steps of a GQA swan (an N
+    # and an S layer) or swat (sigmoid, ALiBi) past its window (5); compiled, the same to the bit
+    # (the interpreter is slow: one compilation is tested)
+    torch.manual_seed(0)
+    config = GPTConfig.from_arch(arch, vocab_size=97, block_size=16, n_layer=2, n_head=4, n_kv_head=2,
+                                 n_embd=32, window=5, mlp=mlp, mlp_hidden=40 if mlp == "swiglu" else 0)
+    model = GPT(config).eval()
+    with torch.no_grad():  # large weights: attention, not the tied embedding, picks the next token
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.5)
+    model = model.to(DEV)
+    prompt = torch.randint(0, 97, (3, 7), generator=torch.Generator().manual_seed(1)).to(DEV)
+    model.set_decode_backend("triton")
+    torch._dynamo.reset()
+    logits = {}
+    for way in ("plain", "fused", "fused, compiled")[:3 if arch == "swan" and mlp == "gelu" else 2]:
+        cache = KVCache(config, 3, 19, DEV)
+        last, _ = model(prompt, cache=cache)
+        # compiled as Inductor would see it (AOTAutograd), run without Inductor: the custom op's
+        # schema and fake must carry the step through torch.compile
+        step = plain_decoder(model, cache) if way == "plain" else model.decoder(cache, compile_step=way != "fused" and "aot_eager")
+        token, seen = last.argmax(-1), []
+        for _ in range(7):
+            seen.append(step(token).clone())
+            token = seen[-1].argmax(-1)
+        logits[way] = torch.cat(seen, dim=1)  # (3, 7, vocab)
+    assert rel_err(logits["fused"].double(), logits["plain"].double()) < 1e-5
+    assert "fused, compiled" not in logits or torch.equal(logits["fused, compiled"], logits["fused"])
+    assert len(set(logits["plain"].argmax(-1).flatten().tolist())) > 3  # varied continuations
+
+
+def plain_decoder(model, cache):
+    """A decoding step through Block's plain path (norm, nn.Linear, ...) with the Triton attention."""
+    rope = model.rope_for(cache.max_len, cache.pos_t.device)
+
+    def step(token):
+        x = model.transformer.wte(token)
+        for block in model.transformer.h:
+            x = x + block.attn(block.ln_1(x), rope, cache)
+            x = x + block.mlp(block.ln_2(x))
+        cache.pos_t += 1
+        cache.pos += 1
+        return model.lm_head(model.transformer.ln_f(x))
+
+    return step
