@@ -29,8 +29,15 @@ Logits live in base 2 (log2(e) folded into the scale on the host and into the sl
 kernel) so the kernels call exp2, as attention_triton.py's do. One query needs no matrix unit:
 q . k is an elementwise product summed over D, so any head dim works (padded to a power of two).
 
+A second entry, attention_decode_step_triton, starts from the step's projection instead: the same
+kernel (its STEP path) also rotates the new query and key by RoPE, writes the new key and value
+into the cache and works out each slot's position from the query's, the few small operations
+model.Attention runs before the attention. The model uses it for window layers' rings, where it
+measured faster than those operations as separate kernels; over a long global cache it was not
+(notes/kernel.md), so global layers keep the first entry.
+
 Layout: imports and constants, the kernels, the host launcher, the custom-op wiring, and last the
-public entry, attention_decode_triton.
+public entries, attention_decode_triton and attention_decode_step_triton.
 """
 
 import os
@@ -261,9 +268,9 @@ def _(q, k, v, key_pos, query_pos, slopes, sigmoid, scale, split_slots):
 # mutated, so that torch.compile orders it after earlier readers and does not copy them.
 @torch.library.custom_op("swan::attention_decode_step", mutates_args=("k_cache", "v_cache"))
 def _decode_step_op(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_cache: torch.Tensor,
-                    v_cache: torch.Tensor, query_pos: torch.Tensor, cos: Optional[torch.Tensor], sin: Optional[torch.Tensor],
-                    ring: bool, slopes: Optional[torch.Tensor], sigmoid: bool, scale: float,
-                    split_slots: int) -> torch.Tensor:
+                    v_cache: torch.Tensor, query_pos: torch.Tensor, cos: Optional[torch.Tensor],
+                    sin: Optional[torch.Tensor], ring: bool, slopes: Optional[torch.Tensor], sigmoid: bool,
+                    scale: float, split_slots: int) -> torch.Tensor:
     return _launch(q, k_cache, v_cache, None, query_pos, slopes, sigmoid, scale, split_slots,
                    step=(k_new, v_new, cos, sin, ring))
 
@@ -302,8 +309,9 @@ def attention_decode_step_triton(qkv, n_head, k_cache, v_cache, query_pos, rope=
                                  alibi_slopes=None, scale=None, split_slots=SPLIT_SLOTS):
     """A decoding step's attention from its projection, in one kernel (plus the combine): what
     model.Attention does around attention_decode, folded in. The query and the new key are rotated
-    by RoPE at query_pos (rope given); the new key and value are written to their slot, query_pos in a global cache, query_pos % S in a ring (ring=True), and
-    every slot's position is worked out from query_pos (model.KVCache.key_positions) rather than read.
+    by RoPE at query_pos (rope given); the new key and value are written to their slot, query_pos
+    in a global cache, query_pos % S in a ring (ring=True), and every slot's position is worked out
+    from query_pos (model.KVCache.key_positions) rather than read.
 
     qkv (B, 1, (n_head + 2 Hkv) D): the step's projection, query heads, then key heads, then value
     heads; k_cache, v_cache (B, Hkv, S, D), written in place; query_pos a (1,) integer tensor on
@@ -317,8 +325,10 @@ def attention_decode_step_triton(qkv, n_head, k_cache, v_cache, query_pos, rope=
     B, Hkv, D = qkv.shape[0], k_cache.shape[1], k_cache.shape[3]
     if qkv.shape[-1] != (n_head + 2 * Hkv) * D:
         raise ValueError(f"qkv's last dim {qkv.shape[-1]} is not (n_head + 2 * {Hkv} kv heads) x head dim {D}")
+    if k_cache.stride(-1) != 1 or v_cache.stride(-1) != 1:  # written in place: no contiguous copy can stand in
+        raise ValueError("the KV cache's last dim must be contiguous (stride 1) to be written by the step kernel")
     q, k_new, v_new = qkv.reshape(B, n_head + 2 * Hkv, D).split([n_head, Hkv, Hkv], dim=1)  # (B, heads, D) views
     cos, sin = rope if rope is not None else (None, None)
     scale = D ** -0.5 if scale is None else scale
-    return _decode_step_op(q, k_new, v_new, k_cache, v_cache, query_pos, cos, sin, ring, alibi_slopes, kind == "sigmoid",
-                           float(scale), split_slots)
+    return _decode_step_op(q, k_new, v_new, k_cache, v_cache, query_pos, cos, sin, ring, alibi_slopes,
+                           kind == "sigmoid", float(scale), split_slots)

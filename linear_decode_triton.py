@@ -95,9 +95,10 @@ def _linear_decode(X, W, RES, Y, M, N, K, sxm, swn, srm, sym,
 def _config(K):
     if _INTERPRET:  # small tiles, so that the CPU tests cross many tile edges quickly
         return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=32, num_warps=1, num_stages=1)
-    # The best of 24 candidates per shape in a sweep of the four products of a 12 x 768 model at
-    # batch 8 on an H100 (notes/kernel.md): 16 columns, 256 of K, two warps; four stages for the
-    # long K of the MLP's down projection, three elsewhere.
+    # The fastest, or within 2% of it, of 24 candidates for each of the four products of a 12 x 768
+    # model at batch 8 timed alone on an H100, and of 18 with the residual add folded in
+    # (notes/kernel.md): 16 columns, 256 of K, two warps; four stages for the long K of the MLP's
+    # down projection, three elsewhere.
     return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=256, num_warps=2, num_stages=4 if K >= 2048 else 3)
 
 
@@ -131,11 +132,12 @@ def linear_decode_triton(x, weight, activation="none", residual=None):
     """act(x @ weight^T) + residual as one kernel, for the few rows of a decoding step.
 
     x (..., K), any number of leading dims (a decoding step's (B, 1, K)); weight (N, K), or with
-    activation "swiglu" (2 * hidden, K), the gate's rows then the up projection's; activation "none", "gelu" (exact, F.gelu's default) or "swiglu"
-    (silu(gate) * up); residual None or (..., N), added last. The product in weight's dtype, or
-    autocast's where autocast is on, accumulated in float32; the result in that dtype, or with a
-    residual in the wider of it and the residual's, as `residual + nn.Linear(...)` would give.
-    CUDA tensors, or Triton's interpreter on the CPU. Returns (..., N), with swiglu (..., hidden)."""
+    activation "swiglu" (2 * hidden, K), the gate's rows then the up projection's; activation
+    "none", "gelu" (exact, F.gelu's default) or "swiglu" (silu(gate) * up); residual None or
+    (..., N), added last. The product in weight's dtype, or autocast's where autocast is on,
+    accumulated in float32; the result in that dtype, or with a residual in the wider of it and the
+    residual's, as `residual + nn.Linear(...)` would give. CUDA tensors, or Triton's interpreter on
+    the CPU. Returns (..., N), with swiglu (..., hidden)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     if not (x.is_cuda or _INTERPRET):
@@ -148,6 +150,9 @@ def linear_decode_triton(x, weight, activation="none", residual=None):
     rows = x.reshape(-1, K)
     rows = rows if rows.stride(-1) == 1 else rows.contiguous()
     out_dtype = dtype
+    N = weight.shape[0] // 2 if activation == "swiglu" else weight.shape[0]
+    if residual is not None and residual.shape[-1] != N:
+        raise ValueError(f"the residual's last dim {residual.shape[-1]} is not the output's {N}")
     if residual is not None:
         out_dtype = torch.promote_types(dtype, residual.dtype)
         residual = residual.reshape(rows.shape[0], -1)

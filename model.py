@@ -195,7 +195,7 @@ class KVCache:
 
 
 class Attention(nn.Module):
-    decode_backend = "torch"  # attention_decode's path for decoding steps; set by GPT.set_decode_backend
+    decode_backend = "torch"  # the decoding steps' kernels: "torch" or "triton" (Block.decode); GPT.set_decode_backend
 
     def __init__(self, config, layer):
         super().__init__()
@@ -243,11 +243,11 @@ class Attention(nn.Module):
             y = self.prefill(q, k, v, cache, window)
         return y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)
 
-    def decode_fused(self, qkv, rope, cache):  # a window layer's attend for a decoding step: qkv (B, 1, ...) -> (B, 1, C)
-        # in one kernel with RoPE, the cache write and the ring's positions folded in (Block.decode)
+    def decode_fused(self, qkv, rope, cache):  # qkv (B, 1, ...) -> (B, 1, C): a window layer's attend for a
+        # decoding step in one kernel, RoPE, the cache write and the ring's positions folded in (Block.decode)
         k_buf, v_buf = cache.buffers(self.layer, qkv)
-        y = attention_decode_step_triton(qkv, self.n_head, k_buf, v_buf, cache.pos_t, rope, ring=True, kind=self.config.attn,
-                                         alibi_slopes=self.alibi_slopes)  # (B, H, 1, hd)
+        y = attention_decode_step_triton(qkv, self.n_head, k_buf, v_buf, cache.pos_t, rope, ring=True,
+                                         kind=self.config.attn, alibi_slopes=self.alibi_slopes)  # (B, H, 1, hd)
         return y.transpose(1, 2).reshape(qkv.shape[0], 1, self.n_head * self.head_dim)
 
     def decode(self, q, k, v, cache):  # one token per sequence, written to its slot, against all slots
@@ -375,10 +375,11 @@ class GPT(nn.Module):
 
     def set_decode_backend(self, backend):
         """The kernels of every decoding step: "torch" (the default: attention_decode's PyTorch
-        path and the modules' own) or "triton" (attention_decode_triton.py for the attention, and
-        linear_decode_triton.py for each matmul with its norm, activation or residual add: Block.decode). A switch of the running model, not of its config: it changes
-        no number beyond rounding, so checkpoints neither store nor need it. Set it before
-        GPT.decoder captures a step: a captured graph keeps the kernels it was captured with."""
+        path and the modules' own) or "triton" (Block.decode: attention_decode_triton.py for the
+        attention, and linear_decode_triton.py for each matmul with its activation or residual
+        add). A switch of the running model, not of its config: it changes no number beyond
+        rounding, so checkpoints neither store nor need it. Set it before GPT.decoder captures a
+        step: a captured graph keeps the kernels it was captured with."""
         if backend not in ("torch", "triton"):
             raise ValueError(f"decode backend must be 'torch' or 'triton', got {backend!r}")
         for block in self.transformer.h:
@@ -461,7 +462,7 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x, rope, cache)
         cache.pos_t += 1
-        if self.transformer.h[0].attn.decode_backend == "triton":  # the final norm folded into the head's matmul
+        if self.transformer.h[0].attn.decode_backend == "triton":  # the head's matmul as one more Triton kernel
             return linear_decode_triton(self.transformer.ln_f(x), self.lm_head.weight)  # (B, 1, vocab)
         return self.lm_head(self.transformer.ln_f(x))  # (B, 1, vocab)
 
@@ -477,8 +478,7 @@ class GPT(nn.Module):
         many, as bench.py does. The graph reads the RoPE tables and (under autocast) autocast's
         cached bf16 copies of the weights by address: replay it inside the same `with
         torch.autocast` block that captured it, as `generate` does. Its logits tensor is reused
-        by every step. The attention of each step is attention_decode's path chosen by
-        set_decode_backend. compile_mode (only with compile_step; passed to torch.compile, and so
+        by every step. Its kernels are those set_decode_backend chose. compile_mode (only with compile_step; passed to torch.compile, and so
         to a custom backend) is torch.compile's mode, e.g. "max-autotune-no-cudagraphs", which
         lets Inductor time its own matmul kernels against cuBLAS: measured level with the
         default at batch 8 on an H100 (README)."""

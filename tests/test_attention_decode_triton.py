@@ -159,42 +159,72 @@ def test_report_the_errors_measured():
         print("\nlargest relative error against float64:", f"{max(v for k, v in MEASURED.items() if len(k) == 7):.2e}")
 
 
-STEP_CASES = [  # ring, rope, kind, alibi, pos
-    (True, True, "softmax", False, 23),  # a window layer's ring of 5, wrapped: SWAN's S layers
-    (True, True, "sigmoid", True, 3),  # a ring not yet full, sigmoid and ALiBi: SWAT's layers
-    (False, True, "softmax", False, 23),  # a global cache of 40 slots with RoPE: gpt's layers
-    (False, False, "softmax", True, 39),  # NoPE, ALiBi, the cache's last slot
+STEP_CASES = [  # slots, ring, rope, kind, alibi, pos, split_slots (16: splits of 16 slots)
+    (5, True, True, "softmax", False, 23, 64),  # a window layer's ring of 5, wrapped: SWAN's S layers
+    (5, True, True, "sigmoid", True, 3, 64),  # a ring not yet full, sigmoid and ALiBi: SWAT's layers
+    (37, True, True, "softmax", False, 100, 16),  # a ring in 3 splits, the new slot (26) in the second
+    (40, False, True, "softmax", False, 23, 16),  # a global cache in 3 splits, slot 23 in the second
+    (40, False, False, "softmax", True, 39, 64),  # NoPE, ALiBi, the cache's last slot
 ]
 
 
-@pytest.mark.parametrize("ring,rope,kind,alibi,pos", STEP_CASES)
-def test_the_step_kernel_equals_rope_the_cache_write_and_the_decode(ring, rope, kind, alibi, pos):
-    # attention_decode_step_triton against what model.Attention does without it: RoPE on the
-    # step's q and k, k and v written to their slot, then attention_decode
-    # over the cache with KVCache's key positions. 4 query heads on 2 kv heads, head dim 16.
-    from model import apply_rope, rope_tables
-    B, H, Hkv, D, S = 2, 4, 2, 16, 5 if ring else 40
+def step_inputs(B, H, Hkv, D, S, pos, dtype=torch.float32):
     g = torch.Generator().manual_seed(pos)
-    qkv = torch.randn(B, 1, (H + 2 * Hkv) * D, generator=g)
-    k_cache, v_cache = torch.randn(B, Hkv, S, D, generator=g), torch.randn(B, Hkv, S, D, generator=g)
-    tables = rope_tables(64, D, 10000.0, "cpu")
-    slopes = SLOPES[:H] if alibi else None
+    qkv = torch.randn(B, 1, (H + 2 * Hkv) * D, generator=g).to(dtype)
+    k_cache, v_cache = (torch.randn(B, Hkv, S, D, generator=g).to(dtype) for _ in range(2))
+    return qkv, k_cache, v_cache
+
+
+def plain_step(qkv, k_cache, v_cache, H, pos, ring, tables, kind, slopes, backend):
+    """What model.Attention does around attention_decode: RoPE on the step's q and k, k and v
+    written to their slot (into the caches given), then attention_decode with KVCache's positions."""
+    from model import apply_rope
+    B, Hkv, S, D = k_cache.shape
     q, k, v = qkv.view(B, 1, H + 2 * Hkv, D).transpose(1, 2).split([H, Hkv, Hkv], dim=1)
-    if rope:
-        q, k = apply_rope(q, tables[0][pos:pos + 1], tables[1][pos:pos + 1]), apply_rope(k, tables[0][pos:pos + 1], tables[1][pos:pos + 1])
-    k_want, v_want = k_cache.clone(), v_cache.clone()
+    if tables is not None:
+        cos, sin = (t[pos:pos + 1].to(qkv.device) for t in tables)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     slot = pos % S if ring else pos
-    k_want[:, :, slot], v_want[:, :, slot] = k[:, :, 0], v[:, :, 0]
-    slots = torch.arange(S)
+    k_cache[:, :, slot], v_cache[:, :, slot] = k[:, :, 0], v[:, :, 0]
+    slots = torch.arange(S, device=qkv.device)
     key_pos = pos - (pos - slots) % S if ring else slots
-    want = attention_decode(q, k_want, v_want, key_pos, torch.tensor([pos]), kind=kind, alibi_slopes=slopes)
+    return attention_decode(q, k_cache, v_cache, key_pos, torch.tensor([pos], device=qkv.device), kind=kind,
+                            alibi_slopes=slopes, backend=backend)
+
+
+@pytest.mark.parametrize("S,ring,rope,kind,alibi,pos,split_slots", STEP_CASES)
+def test_the_step_kernel_equals_rope_the_cache_write_and_the_decode(S, ring, rope, kind, alibi, pos, split_slots):
+    # attention_decode_step_triton against the plain path in float32: the same output, the new key
+    # (rotated) and value in their slot, nothing else written. 4 query heads on 2 kv heads, head dim 16.
+    from model import rope_tables
+    B, H, Hkv, D = 2, 4, 2, 16
+    qkv, k_cache, v_cache = step_inputs(B, H, Hkv, D, S, pos)
+    tables = rope_tables(128, D, 10000.0, "cpu") if rope else None
+    slopes = SLOPES[:H] if alibi else None
+    k_want, v_want = k_cache.clone(), v_cache.clone()
+    want = plain_step(qkv, k_want, v_want, H, pos, ring, tables, kind, slopes, backend="torch")
     k_cache, v_cache = k_cache.to(DEV), v_cache.to(DEV)
     got = attention_decode_step_triton(qkv.to(DEV), H, k_cache, v_cache, torch.tensor([pos], device=DEV),
-                                       tuple(t.to(DEV) for t in tables) if rope else None, ring=ring, kind=kind,
-                                       alibi_slopes=None if slopes is None else slopes.to(DEV))
+                                       None if tables is None else tuple(t.to(DEV) for t in tables), ring=ring,
+                                       kind=kind, alibi_slopes=None if slopes is None else slopes.to(DEV),
+                                       split_slots=split_slots)
     assert got.shape == (B, H, 1, D)
     assert rel_err(got.cpu().double(), want.double()) < 1e-5
     torch.testing.assert_close(k_cache.cpu(), k_want, rtol=1e-6, atol=1e-6)  # the new key, rotated, in its slot
     assert torch.equal(v_cache.cpu(), v_want)  # and nothing else written
     with pytest.raises(ValueError, match=r"^qkv's last dim 128 is not \(n_head \+ 2 \* 2 kv heads\) x head dim 16$"):
         attention_decode_step_triton(qkv.to(DEV), H + 1, k_cache, v_cache, torch.tensor([pos], device=DEV))
+
+
+def test_the_step_kernel_rounds_as_the_plain_path_in_half_precision():
+    # fp16 (the interpreter's bf16 is not faithful): the rotated query and key rounded to the
+    # cache's dtype where the plain path rounds them, so output and cache equal its to the bit
+    from model import rope_tables
+    B, H, Hkv, D, S, pos = 2, 4, 2, 16, 37, 100
+    qkv, k_cache, v_cache = (t.to(DEV) for t in step_inputs(B, H, Hkv, D, S, pos, torch.float16))
+    tables = tuple(t.to(DEV) for t in rope_tables(128, D, 10000.0, "cpu"))
+    k_want, v_want = k_cache.clone(), v_cache.clone()
+    want = plain_step(qkv, k_want, v_want, H, pos, True, tables, "softmax", None, backend="triton")
+    got = attention_decode_step_triton(qkv, H, k_cache, v_cache, torch.tensor([pos], device=DEV), tables, ring=True)
+    assert got.dtype == torch.float16
+    assert torch.equal(got, want) and torch.equal(k_cache, k_want) and torch.equal(v_cache, v_want)

@@ -3,6 +3,8 @@
 # decode at 1k and 32k, batch 8, the code before (carry/s14/old: the previous commit's .py files)
 # and after taking turns, then a per-kernel profile of each. Run from the repository root, after
 #   mkdir -p carry/s14/old && git archive d90c0ad $(git ls-files "*.py" | grep -v "^tests/\|^results/") | tar -x -C carry/s14/old
+# (as it ran, its files went to $OUT itself; the bench files that came back are in call1/, its
+# profiles and test log did not come back: only 8 files come back from a call)
 OUT=${OUT:-results/logs/bench/fused_decode}
 mkdir -p $OUT
 nvidia-smi -L | sed "s/ (UUID.*//" > $OUT/versions.txt

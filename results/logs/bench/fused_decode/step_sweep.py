@@ -3,7 +3,8 @@
 # attention_decode_triton) against attention_decode_step_triton (all of it in the kernel), at a
 # global cache of 32k + 256 slots and a ring of 512, batch 8, 12 heads of 64, bf16, inside CUDA
 # graphs of 12 launches each on its own cache (as the step's 12 layers), for a few tiles of the
-# kernel. Run from the repository root with PYTHONPATH=.
+# kernel. Run from the repository root with PYTHONPATH=. As it ran in call 4, against the code of
+# then: the committed _config also takes step=, which the lambdas below would need to accept.
 import torch
 import triton
 import attention_decode_triton as adt
