@@ -102,13 +102,17 @@ def _config(K):
     return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=256, num_warps=2, num_stages=4 if K >= 2048 else 3)
 
 
+def _out_width(weight, activation):  # SwiGLU's weight holds two blocks of rows, gate and up, for one output
+    return weight.shape[0] // 2 if activation == "swiglu" else weight.shape[0]
+
+
 # A custom op, as the attention kernels are: torch.compile keeps each product one opaque node of
 # the decoding step's graph and fuses only the small operations between them.
 @torch.library.custom_op("swan::linear_decode", mutates_args=())
 def _linear_op(x: torch.Tensor, weight: torch.Tensor, residual: Optional[torch.Tensor], activation: str, dot: str,
                out_dtype: torch.dtype) -> torch.Tensor:
     M, K = x.shape
-    N = weight.shape[0] // 2 if activation == "swiglu" else weight.shape[0]
+    N = _out_width(weight, activation)
     y = x.new_empty(M, N, dtype=out_dtype)
     cfg = _config(K)
     grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(M, cfg["BLOCK_M"]))
@@ -120,8 +124,7 @@ def _linear_op(x: torch.Tensor, weight: torch.Tensor, residual: Optional[torch.T
 
 @_linear_op.register_fake
 def _(x, weight, residual, activation, dot, out_dtype):
-    N = weight.shape[0] // 2 if activation == "swiglu" else weight.shape[0]
-    return x.new_empty(x.shape[0], N, dtype=out_dtype)
+    return x.new_empty(x.shape[0], _out_width(weight, activation), dtype=out_dtype)
 
 
 # -----------------------------------------------------------------------------
@@ -149,11 +152,10 @@ def linear_decode_triton(x, weight, activation="none", residual=None):
     K = x.shape[-1]
     rows = x.reshape(-1, K)
     rows = rows if rows.stride(-1) == 1 else rows.contiguous()
-    out_dtype = dtype
-    N = weight.shape[0] // 2 if activation == "swiglu" else weight.shape[0]
-    if residual is not None and residual.shape[-1] != N:
-        raise ValueError(f"the residual's last dim {residual.shape[-1]} is not the output's {N}")
+    out_dtype, N = dtype, _out_width(weight, activation)
     if residual is not None:
+        if residual.shape[-1] != N:
+            raise ValueError(f"the residual's last dim {residual.shape[-1]} is not the output's {N}")
         out_dtype = torch.promote_types(dtype, residual.dtype)
         residual = residual.reshape(rows.shape[0], -1)
         residual = residual if residual.stride(-1) == 1 else residual.contiguous()

@@ -309,7 +309,8 @@ class Block(nn.Module):
         # residual add after it folded in (linear_decode_triton.py), and a window layer's attention
         # one kernel from the projection on (Attention.decode_fused). Measured on an H100 (notes/kernel.md):
         # folding the norms into the matmuls too was slower (+2.5 us a product) than their own kernels,
-        # and so was the one-kernel attention over a long global cache (+1%), so those stay as in forward.
+        # and so was the one-kernel attention over a 32k global cache (280-294 against 276 us a layer),
+        # so those stay as in forward.
         attn, mlp = self.attn, self.mlp
         qkv = linear_decode_triton(self.ln_1(x), attn.c_attn.weight)  # (B, 1, (H + 2 Hkv) hd)
         y = attn.decode_fused(qkv, rope, cache) if attn.kind == "S" else attn.attend(qkv, rope, cache)  # (B, 1, C)
@@ -478,10 +479,10 @@ class GPT(nn.Module):
         many, as bench.py does. The graph reads the RoPE tables and (under autocast) autocast's
         cached bf16 copies of the weights by address: replay it inside the same `with
         torch.autocast` block that captured it, as `generate` does. Its logits tensor is reused
-        by every step. Its kernels are those set_decode_backend chose. compile_mode (only with compile_step; passed to torch.compile, and so
-        to a custom backend) is torch.compile's mode, e.g. "max-autotune-no-cudagraphs", which
-        lets Inductor time its own matmul kernels against cuBLAS: measured level with the
-        default at batch 8 on an H100 (README)."""
+        by every step. Its kernels are those set_decode_backend chose. compile_mode (only with
+        compile_step; passed to torch.compile, and so to a custom backend) is torch.compile's
+        mode, e.g. "max-autotune-no-cudagraphs", which lets Inductor time its own matmul kernels
+        against cuBLAS: measured level with the default at batch 8 on an H100 (README)."""
         if self.rope_fade is not None:
             self._refuse_fading_decode()
         rope = self.rope_for(cache.max_len, cache.pos_t.device)
