@@ -8,17 +8,22 @@ cache once and does a few flops per byte, so it is bound by memory bandwidth, an
 keep every SM busy at small batch is to split the S slots. The grid is (B * H, n_splits): each
 program takes one query head and one contiguous chunk of the slots, walks it in tiles of BLOCK_S
 slots keeping an online softmax (running max, sum, weighted value sum) in float32, and writes those
-partials to a small float32 workspace. A second small kernel merges the n_splits partials of each
-(batch, head) into the output, in q's dtype. With one split (a cache of <= 64 slots), the first
-kernel finishes the softmax itself: one launch, no workspace.
+partials to a small float32 workspace; the n_splits partials of each (batch, head) are then merged
+into the output, in q's dtype. On a window's ring the last of a head's programs to finish (an
+atomic count per head says which) merges them, so the step is one launch; on a long global cache a
+second small kernel does. Timed alone inside CUDA graphs on an H100 (notes/kernel.md), each was the
+faster there: a ring of 512 slots 10.55 us a launch against 10.9 with the second kernel, a cache of
+33k slots 272.9 us against 275.5 with the merge in the last split (whose reading of every split's
+partials comes after the longest split). With one split (a cache of <= 64 slots) there is nothing
+to merge and no workspace.
 
 Short caches are split too, into chunks of 64 slots: a program's tiles are loaded one after
 another (a tile's key positions, then its keys and values), so a program that walks a whole
 window ring of 512 slots waits on ~16 memory round trips in a row, while 8 programs of 64 slots
 wait on 2 each, side by side. Measured on an H100 inside a CUDA graph (`python bench_attention.py
---decode`: B=8, H=12, D=64, one warp, the combine included): a ring of 512 slots 13.4 -> 5.6 us
-against one split per 512 slots, a global cache of 1,280 slots 14.1 -> 8.3 us, and 33k slots read
-at 2.98 TB/s (the GPU's copy rate) either way. One warp per program (64 slots x 64 dims): four
+--decode`: B=8, H=12, D=64, one warp, the merge included, then a second kernel): a ring of 512
+slots 13.4 -> 5.6 us against one split per 512 slots, a global cache of 1,280 slots 14.1 -> 8.3 us,
+and 33k slots read at 2.98 TB/s (the GPU's copy rate) either way. One warp per program (64 slots x 64 dims): four
 warps read the 33k cache at 2.85 TB/s in a throwaway sweep (notes/kernel.md).
 
 The step stays capturable in a CUDA graph: the query's position is read from device memory inside
@@ -50,7 +55,7 @@ import triton.language as tl
 _INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 _LOG2E = 1.4426950408889634
 SPLIT_SLOTS = 64  # a split covers at most this many slots (until MAX_SPLITS): short caches split too (above)
-MAX_SPLITS = 64  # the combine holds all of a head's partials in registers: 64 x D floats at most
+MAX_SPLITS = 64  # the merge holds all of a head's partials in registers: 64 x D floats at most
 EMPTY_MAX = -1.0e30  # the running max before any seen slot: finite, so exp2(EMPTY_MAX - m) is 0, never NaN
 
 
@@ -69,13 +74,14 @@ def _rotated(X, x, offs_d, d_ok, cos, sin, D: tl.constexpr):
 
 
 @triton.jit
-def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS, K_NEW, V_NEW, COS, SIN,
+def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS, ARRIVALS, K_NEW, V_NEW, COS, SIN,
                     sqb, sqh, skb, skh, sks, svb, svh, svs, sob, soh, sknb, sknh, svnb, svnh, scos,
                     H, G, S, split_len, qk_scale,
                     LOG2E: tl.constexpr, EMPTY: tl.constexpr, D: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
-                    HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr, SPLIT: tl.constexpr,
+                    HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr, SPLIT: tl.constexpr, BLOCK_SPLITS: tl.constexpr,
+                    MERGE: tl.constexpr,
                     STEP: tl.constexpr, RING: tl.constexpr, ROPE: tl.constexpr):
-    bh, split = tl.program_id(0), tl.program_id(1)
+    bh, split, n_splits = tl.program_id(0), tl.program_id(1), tl.num_programs(1)
     b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)  # int64: b * skb can pass 2^31 in a long cache
     offs_d = tl.arange(0, BLOCK_D)
     # BLOCK_D is D rounded up to a power of two (tl.arange needs one). D is a constexpr so that
@@ -160,12 +166,21 @@ def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS, 
             acc = acc * alpha
             m_i = m_new
         acc += p * v_new
-    if SPLIT:  # partials for the combine; a split that saw nothing leaves (EMPTY, 0, 0), which weighs 0
-        ws = bh * tl.num_programs(1) + split
+    if SPLIT:  # partials for the merge; a split that saw nothing leaves (EMPTY, 0, 0), which weighs 0
+        ws = bh * n_splits + split
         if not SIGMOID:  # the sigmoid's partials are its sums alone
             tl.store(M_WS + ws, m_i)
             tl.store(L_WS + ws, l_i)
         tl.store(ACC_WS + ws * D + offs_d, acc, mask=d_ok)
+        if MERGE:  # the last of a head's splits to finish merges them all: no second kernel
+            # The barrier orders every thread's stores before the count, whose atomic add (acq_rel,
+            # GPU scope, the default) publishes them to the program that reads them.
+            tl.debug_barrier()
+            arrived = tl.atomic_add(ARRIVALS + bh, 1)  # how many of this head's splits finished before
+            if arrived == n_splits - 1:
+                _merge_splits(M_WS, L_WS, ACC_WS, O + b * sob + h * soh, bh, n_splits, D, BLOCK_SPLITS, BLOCK_D,
+                              SIGMOID)
+                tl.store(ARRIVALS + bh, 0)  # zero again for the next launch
     else:
         out = acc if SIGMOID else acc / l_i
         tl.store(O + b * sob + h * soh + offs_d, out.to(O.dtype.element_ty), mask=d_ok)
@@ -174,39 +189,51 @@ def _decode_partial(Q, K, V, KEY_POS, QUERY_POS, SLOPES, O, M_WS, L_WS, ACC_WS, 
 @triton.jit
 def _decode_combine(M_WS, L_WS, ACC_WS, O, sob, soh, H, n_splits, D: tl.constexpr,
                     BLOCK_SPLITS: tl.constexpr, BLOCK_D: tl.constexpr, SIGMOID: tl.constexpr):
-    # One program per (batch, head): the softmax of the union of the splits. Split i's sums are
-    # relative to its own max m_i; scaled by exp2(m_i - M), M the max of all, they share one base.
+    # One program per (batch, head), after _decode_partial: its merge as a kernel of its own
     bh = tl.program_id(0)
     b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
+    _merge_splits(M_WS, L_WS, ACC_WS, O + b * sob + h * soh, bh, n_splits, D, BLOCK_SPLITS, BLOCK_D, SIGMOID)
+
+
+@triton.jit
+def _merge_splits(M_WS, L_WS, ACC_WS, O, bh, n_splits, D: tl.constexpr, BLOCK_SPLITS: tl.constexpr,
+                  BLOCK_D: tl.constexpr, SIGMOID: tl.constexpr):
+    # One (batch, head)'s output from its n_splits partials: the softmax of the union of the
+    # splits. Split i's sums are relative to its own max m_i; scaled by exp2(m_i - M), M the max
+    # of all, they share one base. Loaded through L2 (".cg"): other SMs wrote them.
     offs_p = tl.arange(0, BLOCK_SPLITS)
     offs_d = tl.arange(0, BLOCK_D)
     p_ok, d_ok = offs_p < n_splits, offs_d < D
     ws = bh * n_splits + offs_p  # (BLOCK_SPLITS,)
-    acc = tl.load(ACC_WS + ws[:, None] * D + offs_d[None, :], mask=p_ok[:, None] & d_ok[None, :], other=0.0)
+    acc = tl.load(ACC_WS + ws[:, None] * D + offs_d[None, :], mask=p_ok[:, None] & d_ok[None, :], other=0.0,
+                  cache_modifier=".cg")
     if SIGMOID:  # no normalisation: the splits' weighted sums just add
         out = tl.sum(acc, 0)
     else:
-        m = tl.load(M_WS + ws, mask=p_ok, other=float("-inf"))  # padding lanes weigh exp2(-inf) = 0
-        l_sum = tl.load(L_WS + ws, mask=p_ok, other=0.0)
+        m = tl.load(M_WS + ws, mask=p_ok, other=float("-inf"), cache_modifier=".cg")  # padding weighs exp2(-inf) = 0
+        l_sum = tl.load(L_WS + ws, mask=p_ok, other=0.0, cache_modifier=".cg")
         w = tl.exp2(m - tl.max(m, 0))  # (BLOCK_SPLITS,)
         out = tl.sum(acc * w[:, None], 0) / tl.sum(l_sum * w, 0)
-    tl.store(O + b * sob + h * soh + offs_d, out.to(O.dtype.element_ty), mask=d_ok)
+    tl.store(O + offs_d, out.to(O.dtype.element_ty), mask=d_ok)
 
 
 # -----------------------------------------------------------------------------
 # host launcher and the custom-op wiring
 
-def _config(block_d=64, step=False):
+def _config(block_d=64, step=False, ring=False):
     if _INTERPRET:  # small tiles, so that the CPU tests cross many tile and split edges quickly
-        return dict(BLOCK_S=16, num_warps=1)
+        return dict(BLOCK_S=16, num_warps=1, MERGE=ring)
     # One warp per 64 dims of the head: measured on an H100 at D=64 only (above). Tiles of 64
     # slots x 64 dims in float32 already fill a warp's registers for k and v, so wider heads get
     # more warps (not measured), and a float32 cache spills some (slower, not wrong). The step's
     # kernel holds more (the new key and value, RoPE's tables): on a ring of 512 slots tiles of 32
     # slots and two warps measured 10.9 us against 15.5 us with the plain kernel's (notes/kernel.md).
+    # The merge: in the last split on a ring (10.55 against 10.89 us a launch with a second
+    # kernel), in a second kernel on a 32k cache (272.9 against 275.5 us), timed alone in CUDA
+    # graphs on an H100 (notes/kernel.md).
     if step:
-        return dict(BLOCK_S=32, num_warps=2 * max(1, block_d // 64))
-    return dict(BLOCK_S=64, num_warps=max(1, block_d // 64))
+        return dict(BLOCK_S=32, num_warps=2 * max(1, block_d // 64), MERGE=ring)
+    return dict(BLOCK_S=64, num_warps=max(1, block_d // 64), MERGE=ring)
 
 
 def decode_splits(S, split_slots=SPLIT_SLOTS, block_s=None):
@@ -219,29 +246,48 @@ def decode_splits(S, split_slots=SPLIT_SLOTS, block_s=None):
     return triton.cdiv(S, split_len), split_len
 
 
+_ARRIVALS = {}  # (device, n) -> n int32 counters, zero between launches
+
+
+def arrival_counts(device, n):
+    """The counters by which the last of a (batch, head)'s splits (here) or of a tile's shares of K
+    (linear_decode_triton.py) finds out it is the last: zero before a launch, and zero again after
+    it (that program resets its own). One buffer per device and size,
+    made once and kept, so that a CUDA graph captured with it can replay it; launches that share
+    it must not overlap, as launches on one stream do not."""
+    key = (device, n)
+    if key not in _ARRIVALS:
+        _ARRIVALS[key] = torch.zeros(n, dtype=torch.int32, device=device)
+    return _ARRIVALS[key]
+
+
 def _launch(q, k, v, key_pos, query_pos, slopes, sigmoid, scale, split_slots, step=None):
-    """Both ops' launches: the partials, and the combine where there are several splits. step
+    """Both ops' launches: the partials and, where there are several splits, their merge (by the
+    last split on a ring, or by a second kernel). step
     (attention_decode_step's): (k_new, v_new, cos, sin, ring), q, k_new and
     v_new (B, H or Hkv, D) views of the step's projection, cos and sin None for no RoPE."""
     B, H, D = q.shape[0], q.shape[1], k.shape[3]
     block_d = triton.next_power_of_2(D)
-    S, cfg = k.shape[2], _config(block_d, step=step is not None)
+    k_new, v_new, cos, sin, ring = step or (q, q, None, None, False)
+    S, cfg = k.shape[2], _config(block_d, step=step is not None, ring=ring)
     n_splits, split_len = decode_splits(S, split_slots, cfg["BLOCK_S"])
+    merge = cfg["MERGE"] and n_splits > 1
     o = q.new_empty(B, H, 1, D)
-    m_ws = l_ws = acc_ws = o  # placeholders: not read or written with one split
+    m_ws = l_ws = acc_ws = arrivals = o  # placeholders: not read or written with one split
     if n_splits > 1:  # float32 partials, a few bytes per split against the cache's bytes read
         m_ws, l_ws = (q.new_empty(B * H, n_splits, dtype=torch.float32) for _ in range(2))
         acc_ws = q.new_empty(B * H, n_splits, D, dtype=torch.float32)
-    k_new, v_new, cos, sin, ring = step or (q, q, None, None, False)
+        arrivals = arrival_counts(q.device, B * H) if merge else o
     _decode_partial[(B * H, n_splits)](
         q, k, v, q if key_pos is None else key_pos, query_pos, q if slopes is None else slopes, o, m_ws, l_ws, acc_ws,
-        k_new, v_new, q if cos is None else cos, q if sin is None else sin,
+        arrivals, k_new, v_new, q if cos is None else cos, q if sin is None else sin,
         q.stride(0), q.stride(1), *k.stride()[:3], *v.stride()[:3], o.stride(0), o.stride(1),
         k_new.stride(0), k_new.stride(1), v_new.stride(0), v_new.stride(1), 0 if cos is None else cos.stride(0),
         H, H // k.shape[1], S, split_len, scale * _LOG2E,
         LOG2E=_LOG2E, EMPTY=EMPTY_MAX, D=D, BLOCK_D=block_d, HAS_ALIBI=slopes is not None, SIGMOID=sigmoid,
-        SPLIT=n_splits > 1, STEP=step is not None, RING=ring, ROPE=cos is not None, **cfg)
-    if n_splits > 1:
+        SPLIT=n_splits > 1, BLOCK_SPLITS=triton.next_power_of_2(n_splits), STEP=step is not None, RING=ring,
+        ROPE=cos is not None, BLOCK_S=cfg["BLOCK_S"], num_warps=cfg["num_warps"], MERGE=merge)
+    if n_splits > 1 and not merge:
         # A second Triton kernel rather than torch ops: the merge in torch is ~7 small kernels
         # (max, sub, exp2, two weighted sums, divide, cast), each a launch and a node of the
         # CUDA graph, while a decoding step at small batch is dominated by such launches.
@@ -307,8 +353,8 @@ def attention_decode_triton(q, k, v, key_pos, query_pos, kind="softmax", alibi_s
 
 def attention_decode_step_triton(qkv, n_head, k_cache, v_cache, query_pos, rope=None, ring=False, kind="softmax",
                                  alibi_slopes=None, scale=None, split_slots=SPLIT_SLOTS):
-    """A decoding step's attention from its projection, in one kernel (plus the combine): what
-    model.Attention does around attention_decode, folded in. The query and the new key are rotated
+    """A decoding step's attention from its projection, in one kernel: what model.Attention does
+    around attention_decode, folded in. The query and the new key are rotated
     by RoPE at query_pos (rope given); the new key and value are written to their slot, query_pos
     in a global cache, query_pos % S in a ring (ring=True), and every slot's position is worked out
     from query_pos (model.KVCache.key_positions) rather than read.

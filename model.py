@@ -299,24 +299,22 @@ class Block(nn.Module):
         self.ln_2, self.mlp = nn.RMSNorm(config.n_embd, eps=config.norm_eps), MLP(config)
 
     def forward(self, x, rope, cache=None, faded=None):
-        if cache is not None and x.shape[1] == 1 and self.attn.decode_backend == "triton":
-            return self.decode(x, rope, cache)
         x = x + self.attn(self.ln_1(x), rope, cache, faded)
         return x + self.mlp(self.ln_2(x))
 
-    def decode(self, x, rope, cache):  # x (B, 1, C): forward's one decoding step in fewer kernels
-        # (GPT.set_decode_backend("triton")): each matmul one kernel with the activation or the
-        # residual add after it folded in (linear_decode_triton.py), and a window layer's attention
-        # one kernel from the projection on (Attention.decode_fused). Measured on an H100 (notes/kernel.md):
-        # folding the norms into the matmuls too was slower (+2.5 us a product) than their own kernels,
-        # and so was the one-kernel attention over a 32k global cache (280-294 against 276 us a layer),
-        # so those stay as in forward.
+    def decode(self, x, normed, rope, cache, next_norm):  # x (B, 1, C) -> (x, next_norm(x) as a Normed)
+        # forward's one decoding step in fewer kernels (GPT.set_decode_backend("triton")): each
+        # matmul one kernel with the activation or the residual add after it folded in, and the
+        # RMSNorm after a residual add split between the two matmuls around it (linear_decode_triton.py:
+        # normed is ln_1(x) so made); a window layer's attention one kernel from the projection on
+        # (Attention.decode_fused). A global layer's attention stays as in forward: the one-kernel
+        # form was slower over a 32k cache on an H100 (280-294 against 276 us a layer, notes/kernel.md).
         attn, mlp = self.attn, self.mlp
-        qkv = linear_decode_triton(self.ln_1(x), attn.c_attn.weight)  # (B, 1, (H + 2 Hkv) hd)
+        qkv = linear_decode_triton(normed, attn.c_attn.weight)  # (B, 1, (H + 2 Hkv) hd)
         y = attn.decode_fused(qkv, rope, cache) if attn.kind == "S" else attn.attend(qkv, rope, cache)  # (B, 1, C)
-        x = linear_decode_triton(y, attn.c_proj.weight, residual=x)
-        hidden = linear_decode_triton(self.ln_2(x), mlp.c_fc.weight, activation="swiglu" if mlp.swiglu else "gelu")
-        return linear_decode_triton(hidden, mlp.c_proj.weight, residual=x)  # (B, 1, C)
+        x, normed = linear_decode_triton(y, attn.c_proj.weight, residual=x, norm=self.ln_2)
+        hidden = linear_decode_triton(normed, mlp.c_fc.weight, activation="swiglu" if mlp.swiglu else "gelu")
+        return linear_decode_triton(hidden, mlp.c_proj.weight, residual=x, norm=next_norm)  # (B, 1, C), Normed
 
 
 class GPT(nn.Module):
@@ -460,11 +458,17 @@ class GPT(nn.Module):
         same computation: what a CUDA graph captures and torch.compile compiles once. The caller
         checks the room and moves cache.pos (GPT.decoder)."""
         x = self.transformer.wte(token)  # (B, 1, n_embd)
-        for block in self.transformer.h:
+        blocks = self.transformer.h
+        if blocks[0].attn.decode_backend == "triton":  # Block.decode: each block hands the next its ln_1(x)
+            normed = blocks[0].ln_1(x)
+            for i, block in enumerate(blocks):
+                next_norm = blocks[i + 1].ln_1 if i + 1 < len(blocks) else self.transformer.ln_f
+                x, normed = block.decode(x, normed, rope, cache, next_norm)
+            cache.pos_t += 1
+            return linear_decode_triton(normed, self.lm_head.weight)  # (B, 1, vocab)
+        for block in blocks:
             x = block(x, rope, cache)
         cache.pos_t += 1
-        if self.transformer.h[0].attn.decode_backend == "triton":  # the head's matmul as one more Triton kernel
-            return linear_decode_triton(self.transformer.ln_f(x), self.lm_head.weight)  # (B, 1, vocab)
         return self.lm_head(self.transformer.ln_f(x))  # (B, 1, vocab)
 
     def decoder(self, cache, cuda_graph=False, compile_step=False, compile_mode=None):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from attention import attention_decode
+import attention_decode_triton as decode_module
 from attention_decode_triton import MAX_SPLITS, attention_decode_step_triton, attention_decode_triton, decode_splits
 from reference import reference, rel_err
 
@@ -214,6 +215,33 @@ def test_the_step_kernel_equals_rope_the_cache_write_and_the_decode(S, ring, rop
     assert torch.equal(v_cache.cpu(), v_want)  # and nothing else written
     with pytest.raises(ValueError, match=r"^qkv's last dim 128 is not \(n_head \+ 2 \* 2 kv heads\) x head dim 16$"):
         attention_decode_step_triton(qkv.to(DEV), H + 1, k_cache, v_cache, torch.tensor([pos], device=DEV))
+
+
+def test_the_last_split_of_a_ring_merges_and_leaves_the_counters_at_zero():
+    # on a ring the step kernel's last split to finish merges (no second kernel); its head's counter
+    # must be 0 again for the next launch (a CUDA graph replays on the same counters)
+    from model import rope_tables
+    B, H, Hkv, D, S, pos = 2, 4, 2, 16, 37, 100  # 3 splits of 16 slots
+    qkv, k_cache, v_cache = (t.to(DEV) for t in step_inputs(B, H, Hkv, D, S, pos))
+    tables = tuple(t.to(DEV) for t in rope_tables(128, D, 10000.0, "cpu"))
+
+    def step(qkv):
+        return attention_decode_step_triton(qkv, H, k_cache, v_cache, torch.tensor([pos], device=DEV), tables,
+                                            ring=True, split_slots=16)
+
+    first = step(qkv)
+    counters = decode_module._ARRIVALS[(qkv.device, B * H)]
+    assert counters.shape == (8,) and counters.abs().sum().item() == 0
+    assert torch.equal(first, step(qkv))
+    # a counter not at zero (as after a launch stopped halfway): head 5's splits never find
+    # themselves the last, and its output is never written
+    qkv = qkv + 1.0  # new numbers: no leftover of an earlier launch holds them
+    right = step(qkv)
+    counters[5] = 100
+    wrong = step(qkv)
+    counters.zero_()
+    assert not torch.allclose(right.view(8, -1)[5], wrong.view(8, -1)[5])
+    assert torch.equal(right.view(8, -1)[:5], wrong.view(8, -1)[:5])
 
 
 def test_the_step_kernel_rounds_as_the_plain_path_in_half_precision():

@@ -8,6 +8,7 @@ every direction; on a GPU in bf16 as well."""
 import pytest
 import torch
 import torch.nn.functional as F
+import triton
 
 from linear_decode_triton import linear_decode_triton
 from model import GPT, GPTConfig, KVCache
@@ -33,6 +34,8 @@ CASES = [  # rows, K, N, activation, residual
     (5, 45, 2 * 29, "swiglu", False),  # gate rows 0..28, up rows 29..57
     (8, 100, 21, "none", True),  # the residual add
     (1, 16, 16, "gelu", True),  # both at once, exactly one tile
+    (3, 2100, 37, "gelu", True),  # a long K in shares (split-K; on a GPU 5, the last of 52), summed by the last
+    (5, 2100, 2 * 29, "swiglu", False),  # the same with both of SwiGLU's halves
 ]
 
 
@@ -59,6 +62,29 @@ def test_matches_the_modules_in_float64(rows, K, N, activation, residual):
         assert y.dtype == torch.bfloat16 and rel_err(y.double().cpu(), ref) < 2e-2
 
 
+@pytest.mark.parametrize("rows,K,N,hidden,activation", [(3, 67, 37, 2 * 29, "swiglu"), (17, 45, 50, 21, "gelu")])
+def test_a_norm_split_between_two_products_equals_the_modules(rows, K, N, hidden, activation):
+    # x -> y = x W1^T + r (the residual stream) -> act(RMSNorm(y) W2^T): the first product leaves
+    # y * gain and the squares of y by blocks of 16 columns (3 or 4 parts here), the second divides
+    # its rows by rms(y) after its dot; against nn.RMSNorm between nn.Linears, in float64
+    g = torch.Generator().manual_seed(rows + K)
+    x, r = torch.randn(rows, 1, K, generator=g), torch.randn(rows, 1, N, generator=g)
+    w1, w2 = torch.randn(N, K, generator=g) / K ** 0.5, torch.randn(hidden, N, generator=g) / N ** 0.5
+    norm = torch.nn.RMSNorm(N, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5, generator=g)
+    y_ref = reference(x, w1, "none", r)
+    ref = reference(F.rms_norm(y_ref, (N,), norm.weight.double(), 1e-5), w2, activation, None)
+    x, r, w1, w2, norm = x.to(DEV), r.to(DEV), w1.to(DEV), w2.to(DEV), norm.to(DEV)
+    y, normed = linear_decode_triton(x, w1, residual=r, norm=norm)
+    assert normed.squares.shape == (triton.cdiv(N, 16), rows) and normed.eps == 1e-5
+    assert rel_err(y.double().cpu(), y_ref) < 1e-5
+    out = linear_decode_triton(normed, w2, activation=activation)
+    assert out.shape == ref.shape and rel_err(out.double().cpu(), ref) < 1e-5
+    norm.eps = None  # nn.RMSNorm's default: the machine epsilon of the norm's input
+    assert linear_decode_triton(x, w1, residual=r, norm=norm)[1].eps == torch.finfo(torch.float32).eps
+
+
 def test_bad_arguments():
     x, weight = torch.randn(2, 1, 16, device=DEV), torch.randn(16, 16, device=DEV)
     with pytest.raises(ValueError, match=r"^activation must be one of none, gelu, swiglu, got 'relu'$"):
@@ -67,6 +93,8 @@ def test_bad_arguments():
         linear_decode_triton(x.double(), weight.double())
     with pytest.raises(ValueError, match=r"^the residual's last dim 15 is not the output's 16$"):
         linear_decode_triton(x, weight, residual=torch.zeros(2, 1, 15, device=DEV))
+    with pytest.raises(ValueError, match=r"^the norm after the product needs a gain of the output's width 16$"):
+        linear_decode_triton(x, weight, norm=torch.nn.RMSNorm(15).to(DEV))
 
 
 @pytest.mark.parametrize("arch,mlp", [("swan", "gelu"), ("swan", "swiglu"), ("swat", "gelu")])
