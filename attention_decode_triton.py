@@ -254,9 +254,15 @@ def arrival_counts(device, n):
     (linear_decode_triton.py) finds out it is the last: zero before a launch, and zero again after
     it (that program resets its own). One buffer per device and size,
     made once and kept, so that a CUDA graph captured with it can replay it; launches that share
-    it must not overlap, as launches on one stream do not."""
+    it must not overlap, as launches on one stream do not. The custom ops that use it declare no
+    mutation of it: each launch leaves it as it found it. Made outside any CUDA graph capture (a
+    zero-fill captured would not run before the first replay): run a step once before capturing
+    it, as GPT.decoder does."""
     key = (device, n)
     if key not in _ARRIVALS:
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            raise RuntimeError("the decoding kernels' counters are made on a first call outside CUDA graph capture: "
+                               "run the step once before capturing it")
         _ARRIVALS[key] = torch.zeros(n, dtype=torch.int32, device=device)
     return _ARRIVALS[key]
 
@@ -353,8 +359,8 @@ def attention_decode_triton(q, k, v, key_pos, query_pos, kind="softmax", alibi_s
 
 def attention_decode_step_triton(qkv, n_head, k_cache, v_cache, query_pos, rope=None, ring=False, kind="softmax",
                                  alibi_slopes=None, scale=None, split_slots=SPLIT_SLOTS):
-    """A decoding step's attention from its projection, in one kernel: what model.Attention does
-    around attention_decode, folded in. The query and the new key are rotated
+    """A decoding step's attention from its projection, in one kernel on a ring (on a global cache
+    of several splits, plus the merge's): what model.Attention does around attention_decode, folded in. The query and the new key are rotated
     by RoPE at query_pos (rope given); the new key and value are written to their slot, query_pos
     in a global cache, query_pos % S in a ring (ring=True), and every slot's position is worked out
     from query_pos (model.KVCache.key_positions) rather than read.

@@ -271,5 +271,7 @@ def linear_decode_triton(x, weight, activation="none", residual=None, norm=None)
     y = out[0].view(*x.shape[:-1], N)
     if norm is None:
         return y
-    eps = norm.eps if norm.eps is not None else torch.finfo(out_dtype).eps  # nn.RMSNorm's default, for y
+    # nn.RMSNorm's default eps: the machine epsilon of the dtype it computes in, float32 for half
+    # precision (not bf16's own, 65,536 times larger)
+    eps = norm.eps if norm.eps is not None else torch.finfo(torch.promote_types(out_dtype, torch.float32)).eps
     return y, Normed(out[1].view(*x.shape[:-1], N), out[2], eps)

@@ -374,9 +374,10 @@ class GPT(nn.Module):
 
     def set_decode_backend(self, backend):
         """The kernels of every decoding step: "torch" (the default: attention_decode's PyTorch
-        path and the modules' own) or "triton" (Block.decode: attention_decode_triton.py for the
-        attention, and linear_decode_triton.py for each matmul with its activation or residual
-        add). A switch of the running model, not of its config: it changes no number beyond
+        path and the modules' own) or "triton" (GPT.decode_step through Block.decode:
+        attention_decode_triton.py for the attention, and linear_decode_triton.py for each matmul
+        with its activation or residual add, and the norms split between the matmuls; a forward
+        of one token with a cache outside decode_step takes the attention kernel only). A switch of the running model, not of its config: it changes no number beyond
         rounding, so checkpoints neither store nor need it. Set it before GPT.decoder captures a
         step: a captured graph keeps the kernels it was captured with."""
         if backend not in ("torch", "triton"):

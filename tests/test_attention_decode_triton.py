@@ -164,6 +164,7 @@ STEP_CASES = [  # slots, ring, rope, kind, alibi, pos, split_slots (16: splits o
     (5, True, True, "softmax", False, 23, 64),  # a window layer's ring of 5, wrapped: SWAN's S layers
     (5, True, True, "sigmoid", True, 3, 64),  # a ring not yet full, sigmoid and ALiBi: SWAT's layers
     (37, True, True, "softmax", False, 100, 16),  # a ring in 3 splits, the new slot (26) in the second
+    (37, True, True, "sigmoid", True, 100, 16),  # the same, sigmoid and ALiBi: the merge adds the splits' sums
     (40, False, True, "softmax", False, 23, 16),  # a global cache in 3 splits, slot 23 in the second
     (40, False, False, "softmax", True, 39, 64),  # NoPE, ALiBi, the cache's last slot
 ]
@@ -219,7 +220,9 @@ def test_the_step_kernel_equals_rope_the_cache_write_and_the_decode(S, ring, rop
 
 def test_the_last_split_of_a_ring_merges_and_leaves_the_counters_at_zero():
     # on a ring the step kernel's last split to finish merges (no second kernel); its head's counter
-    # must be 0 again for the next launch (a CUDA graph replays on the same counters)
+    # must be 0 again for the next launch (a CUDA graph replays on the same counters). The
+    # interpreter runs programs one after another: the ordering of the partials' stores before the
+    # count (barrier, atomic) is exercised only on a GPU, by the same tests run there
     from model import rope_tables
     B, H, Hkv, D, S, pos = 2, 4, 2, 16, 37, 100  # 3 splits of 16 slots
     qkv, k_cache, v_cache = (t.to(DEV) for t in step_inputs(B, H, Hkv, D, S, pos))

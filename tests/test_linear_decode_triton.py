@@ -62,13 +62,22 @@ def test_matches_the_modules_in_float64(rows, K, N, activation, residual):
         assert y.dtype == torch.bfloat16 and rel_err(y.double().cpu(), ref) < 2e-2
 
 
-@pytest.mark.parametrize("rows,K,N,hidden,activation", [(3, 67, 37, 2 * 29, "swiglu"), (17, 45, 50, 21, "gelu")])
-def test_a_norm_split_between_two_products_equals_the_modules(rows, K, N, hidden, activation):
+NORM_CASES = [  # rows, K, N, hidden, activation, size of x and r (small: the eps counts)
+    (3, 67, 37, 2 * 29, "swiglu", 1.0),
+    (17, 45, 50, 21, "gelu", 1.0),
+    (5, 45, 50, 21, "gelu", 3e-3),  # mean squares about 1e-5, as large as the eps
+    (3, 2100, 37, 2 * 29, "swiglu", 1.0),  # the norm's half in a product in shares of K (on a GPU too)
+    (3, 45, 2100, 21, "gelu", 1.0),  # the other half in one: the MLP's down projection, then the next qkv
+]
+
+
+@pytest.mark.parametrize("rows,K,N,hidden,activation,size", NORM_CASES)
+def test_a_norm_split_between_two_products_equals_the_modules(rows, K, N, hidden, activation, size):
     # x -> y = x W1^T + r (the residual stream) -> act(RMSNorm(y) W2^T): the first product leaves
-    # y * gain and the squares of y by blocks of 16 columns (3 or 4 parts here), the second divides
-    # its rows by rms(y) after its dot; against nn.RMSNorm between nn.Linears, in float64
+    # y * gain and the squares of y by blocks of 16 columns, the second divides its rows by
+    # rms(y) after its dot; against nn.RMSNorm between nn.Linears, in float64
     g = torch.Generator().manual_seed(rows + K)
-    x, r = torch.randn(rows, 1, K, generator=g), torch.randn(rows, 1, N, generator=g)
+    x, r = size * torch.randn(rows, 1, K, generator=g), size * torch.randn(rows, 1, N, generator=g)
     w1, w2 = torch.randn(N, K, generator=g) / K ** 0.5, torch.randn(hidden, N, generator=g) / N ** 0.5
     norm = torch.nn.RMSNorm(N, eps=1e-5)
     with torch.no_grad():
@@ -81,8 +90,33 @@ def test_a_norm_split_between_two_products_equals_the_modules(rows, K, N, hidden
     assert rel_err(y.double().cpu(), y_ref) < 1e-5
     out = linear_decode_triton(normed, w2, activation=activation)
     assert out.shape == ref.shape and rel_err(out.double().cpu(), ref) < 1e-5
-    norm.eps = None  # nn.RMSNorm's default: the machine epsilon of the norm's input
-    assert linear_decode_triton(x, w1, residual=r, norm=norm)[1].eps == torch.finfo(torch.float32).eps
+
+
+def test_the_norm_takes_nn_rmsnorms_default_eps():
+    # eps=None: the machine epsilon of the dtype the norm computes in, float32 for half precision
+    # (torch.rms_norm's); bf16's or fp16's own would change every row's scale
+    x, weight, r = torch.randn(4, 1, 16, device=DEV), torch.randn(16, 16, device=DEV), torch.randn(4, 1, 16, device=DEV)
+    norm = torch.nn.RMSNorm(16).to(DEV)
+    assert linear_decode_triton(x, weight, residual=r, norm=norm)[1].eps == torch.finfo(torch.float32).eps
+    half = linear_decode_triton(x.half(), weight.half(), residual=r.half(), norm=norm.half())[1]
+    assert half.eps == torch.finfo(torch.float32).eps
+    assert linear_decode_triton(x.double(), weight.float(), residual=r.double(), norm=norm.double())[1].eps == \
+        torch.finfo(torch.float64).eps  # a float64 residual stream (the product itself in float32)
+
+
+def test_the_ops_fake_gives_the_real_shapes_and_dtypes():
+    # what torch.compile plans with: the fake's outputs against the kernel's, with and without the
+    # norm's half after the product, and torch.library's own checks of the op
+    from linear_decode_triton import _linear_op
+    x, w, r = torch.randn(5, 40, device=DEV), torch.randn(37, 40, device=DEV), torch.randn(5, 37, device=DEV).half()
+    gain, squares = torch.rand(37, device=DEV), torch.rand(3, 5, device=DEV)
+    for args in [(x, w, None, None, None, 0.0, "gelu", "fp32", torch.float32, torch.float32),
+                 (x, w, r, squares, gain, 1e-6, "none", "fp16", torch.float32, torch.float16)]:
+        real = _linear_op(*args)
+        with torch._subclasses.fake_tensor.FakeTensorMode() as mode:
+            fake = _linear_op(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args))
+        assert [(t.shape, t.dtype) for t in fake] == [(t.shape, t.dtype) for t in real]
+        torch.library.opcheck(_linear_op, args, test_utils=("test_schema", "test_faketensor"))
 
 
 def test_bad_arguments():
