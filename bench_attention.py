@@ -8,6 +8,9 @@ TFLOP/s forward and forward+backward, bf16, and the kernel's error against float
 
 Every rate is counted on the window's FLOPs, 4 * D * sum_i min(i + 1, W) per head forward and
 2.5x that backward, whatever a kernel computes; the global causal table counts causal FLOPs.
+Where FlashAttention-4 is installed (the flash-attn-4 package: `flash_attn.cute`), the window table
+gets a column for it too, its sliding window (window_size=(W - 1, 0)) on its own (B, T, H, D)
+copies of the inputs, and our speed against it.
 """
 
 import sys
@@ -67,6 +70,29 @@ def contenders(T, W, H, flex):
                     lambda q, k, v: attention(q, k, v, window=W, kind="sigmoid", alibi_slopes=slopes, backend="triton")]
 
 
+def flash_attention_4():
+    """FlashAttention-4's function, or None where it is not installed."""
+    try:
+        from flash_attn.cute import flash_attn_func
+    except ImportError:
+        return None
+    return flash_attn_func
+
+
+def timed_fa4(fa4, q, k, v, do, W):
+    """timed() for FlashAttention-4 on (B, T, H, D) copies of the inputs, its own layout, so that
+    no transposition is timed. Keys j with i - W < j <= i: window_size=(W - 1, 0)."""
+    qt, kt, vt = (t.detach().transpose(1, 2).contiguous().requires_grad_() for t in (q, k, v))
+    dot = do.transpose(1, 2).contiguous()
+
+    def fn(q, k, v):
+        return fa4(q, k, v, causal=True, window_size=(W - 1, 0))[0]  # it returns (out, lse)
+
+    torch.autograd.grad(fn(qt, kt, vt), (qt, kt, vt), dot)  # its compile, before the timing
+    torch.cuda.synchronize()
+    return timed(fn, qt, kt, vt, dot)
+
+
 def kernel_errors(q, k, v, do, W, slopes):
     """Max relative error over out, dq, dk, dv of the kernel against float64 through the torch path,
     softmax and sigmoid+ALiBi."""
@@ -94,9 +120,11 @@ def cell(ms, flops):
 
 
 def bench_windows(shapes, flex):
+    fa4 = flash_attention_4()
+    names = NAMES + (["fa4"] if fa4 else [])
     print("\nms and TFLOP/s (window FLOPs). err: max over out, dq, dk, dv of |ours - ref| / |ref|, ref in float64")
-    print(f"{'B,H,T,D,W':<22} {'pass':<7}" + "".join(f"{n:>15}" for n in NAMES)
-          + "  flex/ours sdpa/ours sig/soft  err soft   err sig")
+    print(f"{'B,H,T,D,W':<22} {'pass':<7}" + "".join(f"{n:>15}" for n in names)
+          + "  flex/ours sdpa/ours sig/soft" + (" fa4/ours" if fa4 else "") + "  err soft   err sig")
     for B, H, T, D, W in shapes:
         q, k, v, do = random_inputs(B, H, T, D)
         flops = 4 * D * B * H * (W * (W + 1) // 2 + (T - W) * W)
@@ -108,15 +136,20 @@ def bench_windows(shapes, flex):
                 pass
             torch.cuda.synchronize()
         times = [timed(fn, q, k, v, do) for fn in fns]
+        if fa4:
+            times.append(timed_fa4(fa4, q, k, v, do, W))
         errs = kernel_errors(q, k, v, do, W, slopes)
         for p, (label, mult) in enumerate([("fwd", 1.0), ("fwd+bwd", 3.5)]):
             ts = [t[p] for t in times]
             # how many times faster ours is than flex and than dense causal SDPA; sigmoid+ALiBi's time over softmax's
-            ratios = [ts[i] / ts[0] if "oom" not in (ts[i], ts[0]) else float("nan") for i in (1, 2, 5)]
+            # and, with FlashAttention-4, how many times faster ours is than it
+            ratios = [ts[i] / ts[0] if "oom" not in (ts[i], ts[0]) else float("nan")
+                      for i in (1, 2, 5) + ((6,) if fa4 else ())]
             err = f"{errs[0]:10.1e}{errs[1]:10.1e}" if p else ""
             print(f"{str((B, H, T, D, W)).replace(' ', ''):<22} {label:<7}"
                   + "".join(f" {cell(t, flops * mult)}" for t in ts)
-                  + f"{ratios[0]:11.2f}{ratios[1]:10.2f}{ratios[2]:9.2f}" + err)
+                  + f"{ratios[0]:11.2f}{ratios[1]:10.2f}{ratios[2]:9.2f}"
+                  + (f"{ratios[3]:9.2f}" if fa4 else "") + err)
 
 
 def bench_global(quick):
