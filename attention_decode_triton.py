@@ -23,8 +23,8 @@ window ring of 512 slots waits on ~16 memory round trips in a row, while 8 progr
 wait on 2 each, side by side. Measured on an H100 inside a CUDA graph (`python bench_attention.py
 --decode`: B=8, H=12, D=64, one warp, the merge included, then a second kernel): a ring of 512
 slots 13.4 -> 5.6 us against one split per 512 slots, a global cache of 1,280 slots 14.1 -> 8.3 us,
-and 33k slots read at 2.98 TB/s (the GPU's copy rate) either way. One warp per program (64 slots x 64 dims): four
-warps read the 33k cache at 2.85 TB/s in a throwaway sweep (notes/kernel.md).
+and 33k slots read at 2.98 TB/s (the GPU's copy rate) either way. One warp per program (64 slots x
+64 dims): four warps read the 33k cache at 2.85 TB/s in a throwaway sweep (notes/kernel.md).
 
 The step stays capturable in a CUDA graph: the query's position is read from device memory inside
 the kernel (never .item()), and every size (grid, workspace, splits) is a function of the shapes
@@ -220,20 +220,17 @@ def _merge_splits(M_WS, L_WS, ACC_WS, O, bh, n_splits, D: tl.constexpr, BLOCK_SP
 # -----------------------------------------------------------------------------
 # host launcher and the custom-op wiring
 
-def _config(block_d=64, step=False, ring=False):
+def _config(block_d=64, step=False):
     if _INTERPRET:  # small tiles, so that the CPU tests cross many tile and split edges quickly
-        return dict(BLOCK_S=16, num_warps=1, MERGE=ring)
+        return dict(BLOCK_S=16, num_warps=1)
     # One warp per 64 dims of the head: measured on an H100 at D=64 only (above). Tiles of 64
     # slots x 64 dims in float32 already fill a warp's registers for k and v, so wider heads get
     # more warps (not measured), and a float32 cache spills some (slower, not wrong). The step's
     # kernel holds more (the new key and value, RoPE's tables): on a ring of 512 slots tiles of 32
     # slots and two warps measured 10.9 us against 15.5 us with the plain kernel's (notes/kernel.md).
-    # The merge: in the last split on a ring (10.55 against 10.89 us a launch with a second
-    # kernel), in a second kernel on a 32k cache (272.9 against 275.5 us), timed alone in CUDA
-    # graphs on an H100 (notes/kernel.md).
     if step:
-        return dict(BLOCK_S=32, num_warps=2 * max(1, block_d // 64), MERGE=ring)
-    return dict(BLOCK_S=64, num_warps=max(1, block_d // 64), MERGE=ring)
+        return dict(BLOCK_S=32, num_warps=2 * max(1, block_d // 64))
+    return dict(BLOCK_S=64, num_warps=max(1, block_d // 64))
 
 
 def decode_splits(S, split_slots=SPLIT_SLOTS, block_s=None):
@@ -252,12 +249,12 @@ _ARRIVALS = {}  # (device, n) -> n int32 counters, zero between launches
 def arrival_counts(device, n):
     """The counters by which the last of a (batch, head)'s splits (here) or of a tile's shares of K
     (linear_decode_triton.py) finds out it is the last: zero before a launch, and zero again after
-    it (that program resets its own). One buffer per device and size,
-    made once and kept, so that a CUDA graph captured with it can replay it; launches that share
-    it must not overlap, as launches on one stream do not. The custom ops that use it declare no
-    mutation of it: each launch leaves it as it found it. Made outside any CUDA graph capture (a
-    zero-fill captured would not run before the first replay): run a step once before capturing
-    it, as GPT.decoder does."""
+    it (that program resets its own). One buffer per device and size, made once and kept, so that
+    a CUDA graph captured with it can replay it; launches that share it must not overlap, as
+    launches on one stream do not. The custom ops that use it declare no mutation of it: each
+    launch leaves it as it found it. Made outside any CUDA graph capture (a zero-fill captured
+    would not run before the first replay): run a step once before capturing it, as GPT.decoder
+    does."""
     key = (device, n)
     if key not in _ARRIVALS:
         if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
@@ -269,15 +266,18 @@ def arrival_counts(device, n):
 
 def _launch(q, k, v, key_pos, query_pos, slopes, sigmoid, scale, split_slots, step=None):
     """Both ops' launches: the partials and, where there are several splits, their merge (by the
-    last split on a ring, or by a second kernel). step
-    (attention_decode_step's): (k_new, v_new, cos, sin, ring), q, k_new and
-    v_new (B, H or Hkv, D) views of the step's projection, cos and sin None for no RoPE."""
+    last split on a ring, or by a second kernel). step (attention_decode_step's): (k_new, v_new,
+    cos, sin, ring), q, k_new and v_new (B, H or Hkv, D) views of the step's projection, cos and
+    sin None for no RoPE."""
     B, H, D = q.shape[0], q.shape[1], k.shape[3]
     block_d = triton.next_power_of_2(D)
     k_new, v_new, cos, sin, ring = step or (q, q, None, None, False)
-    S, cfg = k.shape[2], _config(block_d, step=step is not None, ring=ring)
+    S, cfg = k.shape[2], _config(block_d, step=step is not None)
     n_splits, split_len = decode_splits(S, split_slots, cfg["BLOCK_S"])
-    merge = cfg["MERGE"] and n_splits > 1
+    # The merge in the last split on a ring (10.55 against 10.89 us a launch with a second kernel),
+    # in a second kernel on a 32k cache (272.9 against 275.5 us): timed alone in CUDA graphs on an
+    # H100 (notes/kernel.md)
+    merge = ring and n_splits > 1
     o = q.new_empty(B, H, 1, D)
     m_ws = l_ws = acc_ws = arrivals = o  # placeholders: not read or written with one split
     if n_splits > 1:  # float32 partials, a few bytes per split against the cache's bytes read
@@ -292,7 +292,7 @@ def _launch(q, k, v, key_pos, query_pos, slopes, sigmoid, scale, split_slots, st
         H, H // k.shape[1], S, split_len, scale * _LOG2E,
         LOG2E=_LOG2E, EMPTY=EMPTY_MAX, D=D, BLOCK_D=block_d, HAS_ALIBI=slopes is not None, SIGMOID=sigmoid,
         SPLIT=n_splits > 1, BLOCK_SPLITS=triton.next_power_of_2(n_splits), STEP=step is not None, RING=ring,
-        ROPE=cos is not None, BLOCK_S=cfg["BLOCK_S"], num_warps=cfg["num_warps"], MERGE=merge)
+        ROPE=cos is not None, MERGE=merge, **cfg)
     if n_splits > 1 and not merge:
         # A second Triton kernel rather than torch ops: the merge in torch is ~7 small kernels
         # (max, sub, exp2, two weighted sums, divide, cast), each a launch and a node of the
@@ -336,6 +336,13 @@ def _(q, k_new, v_new, k_cache, v_cache, query_pos, cos, sin, ring, slopes, sigm
 # public entry
 
 
+def _check_entry(kind, t):  # what both entries refuse, in one line each
+    if kind not in ("softmax", "sigmoid"):
+        raise ValueError(f"kind must be 'softmax' or 'sigmoid', got {kind!r}")
+    if not (t.is_cuda or _INTERPRET):
+        raise ValueError("the Triton decoding kernel needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU)")
+
+
 def attention_decode_triton(q, k, v, key_pos, query_pos, kind="softmax", alibi_slopes=None, scale=None,
                             split_slots=SPLIT_SLOTS):
     """attention.py's attention_decode on the GPU (or in Triton's interpreter): one decoding step.
@@ -347,10 +354,7 @@ def attention_decode_triton(q, k, v, key_pos, query_pos, kind="softmax", alibi_s
     "softmax" or "sigmoid"; alibi_slopes None or (H,); scale the factor on q.k (None: D^-0.5).
     split_slots: slots per split before the S slots are split (decode_splits), for tests and
     tuning. Returns (B, H, 1, D) in q's dtype."""
-    if kind not in ("softmax", "sigmoid"):
-        raise ValueError(f"kind must be 'softmax' or 'sigmoid', got {kind!r}")
-    if not (q.is_cuda or _INTERPRET):
-        raise ValueError("the Triton decoding kernel needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU)")
+    _check_entry(kind, q)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     q, k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (q, k, v))  # no-ops for the model's tensors
     return _decode_op(q, k, v, key_pos.contiguous(), query_pos, alibi_slopes, kind == "sigmoid", float(scale),
@@ -360,20 +364,18 @@ def attention_decode_triton(q, k, v, key_pos, query_pos, kind="softmax", alibi_s
 def attention_decode_step_triton(qkv, n_head, k_cache, v_cache, query_pos, rope=None, ring=False, kind="softmax",
                                  alibi_slopes=None, scale=None, split_slots=SPLIT_SLOTS):
     """A decoding step's attention from its projection, in one kernel on a ring (on a global cache
-    of several splits, plus the merge's): what model.Attention does around attention_decode, folded in. The query and the new key are rotated
-    by RoPE at query_pos (rope given); the new key and value are written to their slot, query_pos
-    in a global cache, query_pos % S in a ring (ring=True), and every slot's position is worked out
-    from query_pos (model.KVCache.key_positions) rather than read.
+    of several splits, plus the merge's): what model.Attention does around attention_decode,
+    folded in. The query and the new key are rotated by RoPE at query_pos (rope given); the new
+    key and value are written to their slot, query_pos in a global cache, query_pos % S in a ring
+    (ring=True), and every slot's position is worked out from query_pos
+    (model.KVCache.key_positions) rather than read.
 
     qkv (B, 1, (n_head + 2 Hkv) D): the step's projection, query heads, then key heads, then value
     heads; k_cache, v_cache (B, Hkv, S, D), written in place; query_pos a (1,) integer tensor on
     the device; rope None or model.rope_tables' (cos, sin), (n_pos, D / 2) float32 with
     n_pos > query_pos; kind, alibi_slopes and scale as in attention_decode_triton. Returns
     (B, n_head, 1, D) in qkv's dtype."""
-    if kind not in ("softmax", "sigmoid"):
-        raise ValueError(f"kind must be 'softmax' or 'sigmoid', got {kind!r}")
-    if not (qkv.is_cuda or _INTERPRET):
-        raise ValueError("the Triton decoding kernel needs CUDA tensors (or TRITON_INTERPRET=1 on the CPU)")
+    _check_entry(kind, qkv)
     B, Hkv, D = qkv.shape[0], k_cache.shape[1], k_cache.shape[3]
     if qkv.shape[-1] != (n_head + 2 * Hkv) * D:
         raise ValueError(f"qkv's last dim {qkv.shape[-1]} is not (n_head + 2 * {Hkv} kv heads) x head dim {D}")

@@ -171,6 +171,15 @@ def _config(K, N):
     return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=128, num_warps=2, num_stages=4, shares=1)
 
 
+def _launch_shape(M, N, K):
+    """The kernel's settings, the length of K per share and the grid (columns, rows, shares): what
+    the op launches and what its fake must promise."""
+    cfg = dict(_config(K, N))
+    shares = cfg.pop("shares")
+    k_len = triton.cdiv(triton.cdiv(K, shares), cfg["BLOCK_K"]) * cfg["BLOCK_K"]  # whole tiles of K per share
+    return cfg, k_len, (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(M, cfg["BLOCK_M"]), triton.cdiv(K, k_len))
+
+
 def _out_width(weight, activation):  # SwiGLU's weight holds two blocks of rows, gate and up, for one output
     return weight.shape[0] // 2 if activation == "swiglu" else weight.shape[0]
 
@@ -185,10 +194,7 @@ def _linear_op(x: torch.Tensor, weight: torch.Tensor, residual: Optional[torch.T
     M, K = x.shape
     N = _out_width(weight, activation)
     y = x.new_empty(M, N, dtype=out_dtype)
-    cfg = dict(_config(K, N))
-    shares = cfg.pop("shares")
-    k_len = triton.cdiv(triton.cdiv(K, shares), cfg["BLOCK_K"]) * cfg["BLOCK_K"]  # whole tiles of K per share
-    grid = (triton.cdiv(N, cfg["BLOCK_N"]), triton.cdiv(M, cfg["BLOCK_M"]), triton.cdiv(K, k_len))
+    cfg, k_len, grid = _launch_shape(M, N, K)
     gained, squares_out = y, y  # placeholders without a norm after
     if gain is not None:
         gained = x.new_empty(M, N, dtype=gained_dtype)
@@ -213,7 +219,7 @@ def _(x, weight, residual, squares, gain, eps, activation, dot, out_dtype, gaine
     y = x.new_empty(M, N, dtype=out_dtype)
     if gain is None:
         return [y]
-    n_parts = triton.cdiv(N, _config(x.shape[1], N)["BLOCK_N"])  # the grid's blocks of columns
+    n_parts = _launch_shape(M, N, x.shape[1])[2][0]  # the grid's blocks of columns
     return [y, x.new_empty(M, N, dtype=gained_dtype), x.new_empty(n_parts, M, dtype=torch.float32)]
 
 

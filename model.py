@@ -377,9 +377,10 @@ class GPT(nn.Module):
         path and the modules' own) or "triton" (GPT.decode_step through Block.decode:
         attention_decode_triton.py for the attention, and linear_decode_triton.py for each matmul
         with its activation or residual add, and the norms split between the matmuls; a forward
-        of one token with a cache outside decode_step takes the attention kernel only). A switch of the running model, not of its config: it changes no number beyond
-        rounding, so checkpoints neither store nor need it. Set it before GPT.decoder captures a
-        step: a captured graph keeps the kernels it was captured with."""
+        of one token with a cache outside decode_step takes the attention kernel only). A switch
+        of the running model, not of its config: it changes no number beyond rounding, so
+        checkpoints neither store nor need it. Set it before GPT.decoder captures a step: a
+        captured graph keeps the kernels it was captured with."""
         if backend not in ("torch", "triton"):
             raise ValueError(f"decode backend must be 'torch' or 'triton', got {backend!r}")
         for block in self.transformer.h:

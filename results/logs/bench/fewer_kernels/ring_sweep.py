@@ -1,4 +1,5 @@
-# (As it ran in call 2, against the code of then: a LOAD_FIRST flag, since removed, measured slower.)
+# (As it ran in call 2, against the code of then: _config returned MERGE and a LOAD_FIRST flag, both since
+# removed: the merge follows from the cache being a ring, and loading first measured slower.)
 # The decoding attention kernel timed alone inside CUDA graphs (12 launches, each on its own cache,
 # as a step's 12 layers): the step kernel on a ring of 512 slots (RoPE, the ring write), and the
 # plain kernel on a global cache of 32k + 256 slots, batch 8, 12 heads of 64, bf16, for tiles,

@@ -1,4 +1,4 @@
-# (As it ran in call 6, against the code of then: a LOOP_STAGES constexpr, the slot loop as
+# (As it ran in call 6, against the code of then: _config returned MERGE and a LOOP_STAGES constexpr, the slot loop as
 # tl.range(lo, hi, BLOCK_S, num_stages=LOOP_STAGES), since removed: measured slower.)
 # The decoding attention kernel timed alone inside CUDA graphs (12 launches, each on its own cache,
 # as a step's 12 layers): the step kernel on a ring of 512 slots (RoPE, the ring write), and the
