@@ -6,9 +6,13 @@ sigmoid) is attention.py's docstring; the PyTorch path there is the reference th
 
 Positions are absolute: key j in [0, Tk), query row r at i = r + Tk - Tq. The logits live in base 2
 (log2(e) folded into the scale and the slopes on the host) so the kernels call exp2. Every pass
-visits only the blocks that meet the band j <= i < j + W, and splits them into boundary blocks
-(masked) and interior blocks (no mask, no bounds checks). Every tl.dot asks for "ieee": float32
-inputs then stay float32 rather than tf32; half-precision inputs ignore it.
+visits only the blocks that meet the band j <= i < j + W, in one loop, and masks only the
+boundary blocks at the band's two edges: a branch that every thread of a program takes the same
+way, so the interior blocks skip the mask's compares and selects. (The earlier form, three loops
+of boundary, interior and boundary blocks, measured up to 20% slower with softmax: each loop is
+software-pipelined on its own, with its own prologue of loads and its own registers;
+notes/kernel.md.) Every tl.dot asks for "ieee": float32 inputs then stay float32 rather than
+tf32; half-precision inputs ignore it.
 
 Grouped-query attention (k, v with Hkv = H / G heads): every program of the forward and dQ passes
 serves one query head h and reads key/value head h // G through the kv tensors' head stride; the
@@ -42,8 +46,9 @@ _jit_kernel = triton.jit(do_not_specialize=["H", "Tq", "Tk", "W"])
 
 @triton.jit
 def _key_phases(i0, Tk, W, BM: tl.constexpr, BN: tl.constexpr):
-    # Key blocks (multiples of BN) seen by the queries i0..i0+BM-1: [start, mid) and [mid_end, hi)
-    # need a mask, [mid, mid_end) is inside the band for every query of the block.
+    # Key blocks (multiples of BN) seen by the queries i0..i0+BM-1 run from start to hi; those in
+    # [start, mid) and [mid_end, hi) need a mask, [mid, mid_end) is inside the band for every
+    # query of the block.
     i1 = i0 + BM - 1
     hi = tl.minimum(i1 + 1, Tk)
     start = tl.maximum(i0 - W + 1, 0) // BN * BN
@@ -53,41 +58,36 @@ def _key_phases(i0, Tk, W, BM: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
-def _logits(a, b, dist, qk_scale, slope, W, MASKED: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
+def _logits(a, b, dist, qk_scale, slope, W, masked, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
     # Base-2 logits of rows of a against rows of b, dist = i - j per element, in float32 (exact
     # below 2^24; an int tile would cost a conversion per element). Returns the weights for
-    # sigmoid; for softmax the logits, -inf outside the band.
+    # sigmoid; for softmax the logits, -inf outside the band. masked: whether the block crosses
+    # the band's edge (a scalar, the same for the whole program).
     s = tl.dot(a, tl.trans(b), input_precision="ieee") * qk_scale
     if HAS_ALIBI:
         s += slope * dist
+    if masked:  # -inf: a softmax weight exp2(-inf) = 0, a sigmoid weight 1 / (1 + exp2(inf)) = 0
+        s = tl.where((dist >= 0) & (dist < W), s, float("-inf"))
     if SIGMOID:
         s = 1.0 / (1.0 + tl.exp2(-s))
-        if MASKED:
-            s = tl.where((dist >= 0) & (dist < W), s, 0.0)
-    elif MASKED:
-        s = tl.where((dist >= 0) & (dist < W), s, float("-inf"))
     return s
 
 
 @triton.jit
-def _load_rows(X, offs, stride, offs_d, n, MASKED: tl.constexpr):
-    # rows `offs` of an (n, D) matrix; the bounds check only on blocks that can run past n
-    if MASKED:
-        x = tl.load(X + offs[:, None] * stride + offs_d[None, :], mask=offs[:, None] < n, other=0.0)
-    else:
-        x = tl.load(X + offs[:, None] * stride + offs_d[None, :])
-    return x
+def _load_rows(X, offs, stride, offs_d, n):
+    # rows `offs` of an (n, D) matrix, zeros past n (a predicate per row: no cost worth a branch)
+    return tl.load(X + offs[:, None] * stride + offs_d[None, :], mask=offs[:, None] < n, other=0.0)
 
 
 @triton.jit
-def _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, lo, hi, Tk, W, qk_scale, slope,
-               BN: tl.constexpr, MASKED: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
+def _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, lo, mid, mid_end, hi, Tk, W, qk_scale, slope,
+               BN: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
     for n0 in range(lo, hi, BN):
         offs_j = n0 + tl.arange(0, BN)
-        k = _load_rows(K, offs_j, skt, offs_d, Tk, MASKED)
-        v = _load_rows(V, offs_j, svt, offs_d, Tk, MASKED)
+        k = _load_rows(K, offs_j, skt, offs_d, Tk)
+        v = _load_rows(V, offs_j, svt, offs_d, Tk)
         dist = fi[:, None] - offs_j[None, :].to(tl.float32)
-        p = _logits(q, k, dist, qk_scale, slope, W, MASKED, HAS_ALIBI, SIGMOID)
+        p = _logits(q, k, dist, qk_scale, slope, W, (n0 < mid) | (n0 >= mid_end), HAS_ALIBI, SIGMOID)
         if not SIGMOID:
             # m_i starts finite, so a row whose first block is all masked gets p = 0, not NaN
             m_new = tl.maximum(m_i, tl.max(p, 1))
@@ -119,12 +119,8 @@ def _attn_fwd(Q, K, V, O, LSE, SLOPES, sqb, sqh, sqt, skb, skh, skt, svb, svh, s
     m_i = tl.full([BM], -1.0e30, dtype=tl.float32)
     l_i = tl.zeros([BM], dtype=tl.float32)
     start, mid, mid_end, hi = _key_phases(m0 + Tk - Tq, Tk, W, BM, BN)
-    acc, m_i, l_i = _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, start, mid, Tk, W, qk_scale,
-                               slope, BN, True, HAS_ALIBI, SIGMOID)
-    acc, m_i, l_i = _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, mid, mid_end, Tk, W, qk_scale,
-                               slope, BN, False, HAS_ALIBI, SIGMOID)
-    acc, m_i, l_i = _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, mid_end, hi, Tk, W, qk_scale,
-                               slope, BN, True, HAS_ALIBI, SIGMOID)
+    acc, m_i, l_i = _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, start, mid, mid_end, hi, Tk, W,
+                               qk_scale, slope, BN, HAS_ALIBI, SIGMOID)
     if not SIGMOID:
         l_i = tl.where(offs_r < Tq, l_i, 1.0)  # rows past Tq saw nothing: keep them finite
         acc = acc / l_i[:, None]
@@ -133,14 +129,14 @@ def _attn_fwd(Q, K, V, O, LSE, SLOPES, sqb, sqh, sqt, skb, skh, skt, svb, svh, s
 
 
 @triton.jit
-def _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, lo, hi, Tk, W, qk_scale, slope,
-              BN: tl.constexpr, MASKED: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
+def _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, lo, mid, mid_end, hi, Tk, W, qk_scale, slope,
+              BN: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
     for n0 in range(lo, hi, BN):
         offs_j = n0 + tl.arange(0, BN)
-        k = _load_rows(K, offs_j, skt, offs_d, Tk, MASKED)
-        v = _load_rows(V, offs_j, svt, offs_d, Tk, MASKED)
+        k = _load_rows(K, offs_j, skt, offs_d, Tk)
+        v = _load_rows(V, offs_j, svt, offs_d, Tk)
         dist = fi[:, None] - offs_j[None, :].to(tl.float32)
-        p = _logits(q, k, dist, qk_scale, slope, W, MASKED, HAS_ALIBI, SIGMOID)
+        p = _logits(q, k, dist, qk_scale, slope, W, (n0 < mid) | (n0 >= mid_end), HAS_ALIBI, SIGMOID)
         dp = tl.dot(do, tl.trans(v), input_precision="ieee")
         if SIGMOID:
             ds = p * (1.0 - p) * dp
@@ -178,30 +174,25 @@ def _attn_bwd_dq(Q, K, V, O, DO, DQ, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, skh
         lse = tl.load(LSE + bh * Tq + offs_r, mask=offs_r < Tq, other=0.0)
     dq = tl.zeros([BM, D], dtype=tl.float32)
     start, mid, mid_end, hi = _key_phases(m0 + Tk - Tq, Tk, W, BM, BN)
-    dq = _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, start, mid, Tk, W, qk_scale, slope,
-                   BN, True, HAS_ALIBI, SIGMOID)
-    dq = _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, mid, mid_end, Tk, W, qk_scale, slope,
-                   BN, False, HAS_ALIBI, SIGMOID)
-    dq = _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, mid_end, hi, Tk, W, qk_scale, slope,
-                   BN, True, HAS_ALIBI, SIGMOID)
+    dq = _dq_inner(dq, q, do, lse, delta, K, V, skt, svt, fi, offs_d, start, mid, mid_end, hi, Tk, W, qk_scale,
+                   slope, BN, HAS_ALIBI, SIGMOID)
     DQ += b * sdqb + h * sdqh
     tl.store(DQ + offs_r[:, None] * sdqt + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty), mask=row_ok)
 
 
 @triton.jit
-def _dkdv_inner(dk, dv, k, v, Q, DO, LSE, DELTA, sqt, sdot, fj, offs_d, lo, hi, Tq, Tk, W, qk_scale, slope,
-                BM: tl.constexpr, MASKED: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
+def _dkdv_inner(dk, dv, k, v, Q, DO, LSE, DELTA, sqt, sdot, fj, offs_d, lo, mid, mid_end, hi, Tq, Tk, W, qk_scale,
+                slope, BM: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
     # Transposed tiles (keys x queries), as in the tutorial: dV += P^T dO, dK += dS^T Q.
     for r0 in range(lo, hi, BM):
         offs_r = r0 + tl.arange(0, BM)
-        q = _load_rows(Q, offs_r, sqt, offs_d, Tq, MASKED)
-        do = _load_rows(DO, offs_r, sdot, offs_d, Tq, MASKED)
-        if MASKED:  # rows past Tq must not reach the sums over queries, not even as 0 * inf
-            offs_i = tl.where(offs_r < Tq, offs_r + (Tk - Tq), -W)  # out of every band
-        else:
-            offs_i = offs_r + (Tk - Tq)
+        q = _load_rows(Q, offs_r, sqt, offs_d, Tq)
+        do = _load_rows(DO, offs_r, sdot, offs_d, Tq)
+        # rows past Tq are out of every band (they are in the last block, a masked one): they must
+        # not reach the sums over queries, not even as 0 * inf
+        offs_i = tl.where(offs_r < Tq, offs_r + (Tk - Tq), -W)
         distT = offs_i[None, :].to(tl.float32) - fj[:, None]
-        pT = _logits(k, q, distT, qk_scale, slope, W, MASKED, HAS_ALIBI, SIGMOID)
+        pT = _logits(k, q, distT, qk_scale, slope, W, (r0 < mid) | (r0 >= mid_end), HAS_ALIBI, SIGMOID)
         dpT = tl.dot(v, tl.trans(do), input_precision="ieee")
         if SIGMOID:
             dsT = pT * (1.0 - pT) * dpT
@@ -235,8 +226,9 @@ def _attn_bwd_dkdv(Q, K, V, DO, DK, DV, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, 
     dk = tl.zeros([BN, D], dtype=tl.float32)
     dv = tl.zeros([BN, D], dtype=tl.float32)
     # Query rows r (position i = r + off) that see keys n0..n0+BN-1: n0 <= i <= n0 + BN - 2 + W.
-    # Blocks of rows (multiples of BM): [start, mid) near the diagonal and [mid_end, r_hi) at
-    # the window's far edge (or past Tq) are masked; [mid, mid_end) sees every key of the block.
+    # Blocks of rows (multiples of BM) from start to r_hi: those in [start, mid) near the diagonal
+    # and [mid_end, r_hi) at the window's far edge (or past Tq) are masked; [mid, mid_end) sees
+    # every key of the block.
     off = Tk - Tq
     r_hi = tl.maximum(tl.minimum(n0 + BN - 1 + W - off, Tq), 0)
     start = tl.maximum(n0 - off, 0) // BM * BM
@@ -247,12 +239,8 @@ def _attn_bwd_dkdv(Q, K, V, DO, DK, DV, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, 
         slope = tl.load(SLOPES + h) if HAS_ALIBI else 0.0  # base 2 already
         Qh, DOh = Q + b * sqb + h * sqh, DO + b * sdob + h * sdoh
         LSEh, DELTAh = LSE + (b * H + h) * Tq, DELTA + (b * H + h) * Tq
-        dk, dv = _dkdv_inner(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdot, fj, offs_d, start, mid, Tq, Tk, W,
-                             qk_scale, slope, BM, True, HAS_ALIBI, SIGMOID)
-        dk, dv = _dkdv_inner(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdot, fj, offs_d, mid, mid_end, Tq, Tk, W,
-                             qk_scale, slope, BM, False, HAS_ALIBI, SIGMOID)
-        dk, dv = _dkdv_inner(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdot, fj, offs_d, mid_end, r_hi, Tq, Tk, W,
-                             qk_scale, slope, BM, True, HAS_ALIBI, SIGMOID)
+        dk, dv = _dkdv_inner(dk, dv, k, v, Qh, DOh, LSEh, DELTAh, sqt, sdot, fj, offs_d, start, mid, mid_end, r_hi,
+                             Tq, Tk, W, qk_scale, slope, BM, HAS_ALIBI, SIGMOID)
     DK += b * sdkb + hk * sdkh
     DV += b * sdvb + hk * sdvh
     tl.store(DK + offs_j[:, None] * sdkt + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty), mask=col_ok)
@@ -263,9 +251,10 @@ def _attn_bwd_dkdv(Q, K, V, DO, DK, DV, LSE, DELTA, SLOPES, sqb, sqh, sqt, skb, 
 # host launchers and the custom-op wiring
 
 # (BM, BN, num_warps, num_stages) per pass; BM counts queries and BN keys in every pass. The H100
-# sweep (notes/kernel.md) chose the same small tiles for D=64 and D=128: with a window, smaller
+# sweeps (notes/kernel.md) chose the same small tiles for D=64 and D=128: with a window, smaller
 # tiles waste less on the masked band edges than bigger tiles gain in matrix-unit efficiency.
-_CONFIGS = {"fwd": (64, 64, 4, 3), "dq": (64, 32, 4, 3), "dkdv": (32, 64, 4, 3)}
+# dK/dV keeps two accumulators of (BN, D) in registers: a third stage of loads made it spill.
+_CONFIGS = {"fwd": (64, 64, 4, 3), "dq": (64, 32, 4, 3), "dkdv": (32, 64, 4, 2)}
 
 
 def _config(pass_, dtype):

@@ -10,7 +10,8 @@ Every rate is counted on the window's FLOPs, 4 * D * sum_i min(i + 1, W) per hea
 2.5x that backward, whatever a kernel computes; the global causal table counts causal FLOPs.
 Where FlashAttention-4 is installed (the flash-attn-4 package: `flash_attn.cute`), the window table
 gets a column for it too, its sliding window (window_size=(W - 1, 0)) on its own (B, T, H, D)
-copies of the inputs, and our speed against it.
+copies of the inputs, and our speed against it. Every contender of that table is timed in three
+rounds (--rounds), the contenders taking turns, and the table shows each one's median.
 """
 
 import sys
@@ -32,6 +33,7 @@ NAMES = ["triton", "flex", "sdpa causal", "sdpa mask", "torch", "sig+alibi"]  # 
 @dataclass
 class BenchAttentionConfig:
     quick: bool = False  # two small shapes instead of the five of the README
+    rounds: int = 3  # the window table times every contender this often, taking turns, and shows each one's median
     decode: bool = False  # time the decoding kernel (attention_decode_triton) instead, at two split sizes (--quick does not apply)
 
 
@@ -125,7 +127,24 @@ def cell(ms, flops):
     return f"{'oom':>14}" if ms == "oom" else f"{ms:8.3f} {flops / ms / 1e9:5.0f}"
 
 
-def bench_windows(shapes, flex):
+def median_time(samples):
+    """The median of one contender's times over the rounds; "oom" if any round ran out of memory."""
+    return "oom" if "oom" in samples else sorted(samples)[len(samples) // 2]
+
+
+def spin_up(seconds=3.0):
+    """Keep the GPU busy with bf16 matrix products for a few seconds before the first timing: an
+    idle GPU's clock ramps up under load, and the first shape was otherwise timed slower."""
+    import time
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for _ in range(10):
+            a @ a
+        torch.cuda.synchronize()
+
+
+def bench_windows(shapes, flex, rounds):
     fa4 = flash_attention_4()
     names = NAMES + (["fa4"] if fa4 else [])
     print("\nms and TFLOP/s (window FLOPs). err: max over out, dq, dk, dv of |ours - ref| / |ref|, ref in float64")
@@ -141,9 +160,15 @@ def bench_windows(shapes, flex):
             except torch.OutOfMemoryError:
                 pass
             torch.cuda.synchronize()
-        times = [timed(fn, q, k, v, do) for fn in fns]
-        if fa4:
-            times.append(timed_fa4(fa4, q, k, v, do, W))
+        spin_up()  # the compiles above left the GPU idle
+        # Rounds in which every contender takes its turn: a slow moment of the GPU (its clock, a
+        # neighbour) then costs one sample of each, and the median drops it, not one ratio.
+        samples = []
+        for _ in range(rounds):
+            samples.append([timed(fn, q, k, v, do) for fn in fns])
+            if fa4:
+                samples[-1].append(timed_fa4(fa4, q, k, v, do, W))
+        times = [[median_time([r[i][p] for r in samples]) for p in (0, 1)] for i in range(len(samples[0]))]
         errs = kernel_errors(q, k, v, do, W, slopes)
         for p, (label, mult) in enumerate([("fwd", 1.0), ("fwd+bwd", 3.5)]):
             ts = [t[p] for t in times]
@@ -227,6 +252,8 @@ def bench_decode():
 
 def main(argv):
     cfg = BenchAttentionConfig(**parse_settings(argv, BenchAttentionConfig, doc=__doc__, presets=False))
+    if cfg.rounds < 1:
+        raise SystemExit(f"error: --rounds must be at least 1, got {cfg.rounds}")
     if not torch.cuda.is_available():
         raise SystemExit("error: bench_attention.py times the Triton kernel on a CUDA GPU; none is available here")
     import triton
@@ -237,7 +264,7 @@ def main(argv):
         bench_decode()
         return
     flex = torch.compile(flex_attention)
-    bench_windows(QUICK_SHAPES if cfg.quick else SHAPES, flex)
+    bench_windows(QUICK_SHAPES if cfg.quick else SHAPES, flex, cfg.rounds)
     bench_global(cfg.quick)
 
 
