@@ -13,7 +13,7 @@ from reference import reference, rel_err
 CUDA = torch.cuda.is_available()
 DEV = "cuda" if CUDA else "cpu"
 cuda_only = pytest.mark.skipif(not CUDA, reason="needs a GPU")
-# masked-out sigmoid logits may overflow exp2 to inf (giving weight 0, as meant); numpy says so
+# a strongly negative sigmoid logit may overflow exp2 to inf (weight 0, as meant); numpy says so
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in exp2:RuntimeWarning")
 
 

@@ -8,6 +8,7 @@ import bench_attention
 def test_median_over_rounds_and_out_of_memory():
     assert bench_attention.median_time([0.31, 0.29, 0.52]) == 0.31  # one slow round does not count
     assert bench_attention.median_time([0.4]) == 0.4
+    assert bench_attention.median_time([0.2, 0.4]) == pytest.approx(0.3)  # an even count: the mean of the middle two
     assert bench_attention.median_time([0.3, "oom", 0.3]) == "oom"
 
 
