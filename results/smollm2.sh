@@ -26,8 +26,15 @@
 #   swan-k16-distill  swan-late-distill with retrieval.sh's mix as it is now: multikey examples of up
 #                  to 16 keys (multivalue's of up to 4 values), multivalue in a random order
 #   swan-spread-k16-distill  swan-k16-distill with the N layers of swan-spread-distill
+#   swan-8k-k16-distill  swan-k16-distill trained at 8k (a quarter of the batch: the same tokens),
+#                  SmolLM2's own context, so the teacher teaches every position
+#   swan-4n-k16-distill  swan-k16-distill with 4 N layers instead of 8 (NSSSSSSS: 0, 8, 16, 24)
+#   swan-4n-mv-k16-distill  swan-4n-k16-distill with the tasks drawn 1:2:6 (passkey, multikey,
+#                  multivalue) instead of 1:2:2: 1.67x the multivalue examples (the retrieval
+#                  section's mv-k16)
 #
-# then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k) and
+# then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k; and
+# every position of 128 windows of BLOCK tokens, a measure that runs trained at other lengths share) and
 # needle accuracy (passkey, multikey with 4 keys, multivalue with 4 values; 2k ... 32k) on the val
 # books, and one long prompt (a stretch of a val book holding a pass key, then the question) to
 # sample.py for every model.
@@ -40,7 +47,7 @@
 # A training that finished before is not run again (delete RUNS/NAME.done to redo it); a failed one
 # is named, the others go on and are evaluated, and the script then fails. ONLY=train or ONLY=eval
 # runs one half. Settings: PYTHON, BOOKS (a folder with train/ and val/ books), RUNS, PREFIX
-# (PREFIX_loss.csv/png, PREFIX_retrieval.csv/png), GPUS (the GPU ids to use, default
+# (PREFIX_loss.csv/png, PREFIX_val.csv/png, PREFIX_retrieval.csv/png), GPUS (the GPU ids to use, default
 # CUDA_VISIBLE_DEVICES, else all), NAMES, ITERS, BATCH, BLOCK, WINDOW, LENGTHS
 # (loss; 128k: about 3 minutes a run), NEEDLE_LENGTHS, TAIL (tokens scored per loss window),
 # PROMPT_CHARS (the long prompt's size), TRAIN_ARGS, EVAL_ARGS, SAMPLE_ARGS.
@@ -67,6 +74,7 @@ source "$(dirname "$0")/gpus.sh"  # SLOTS, the GPU ids from GPUS; background job
 MIX="--retrieval=0.19 --retrieval_keys=4"
 LATE_MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue"
 K16_MIX="$LATE_MIX --retrieval_keys=16 --retrieval_values=4 --retrieval_order=random"  # the later flag wins
+MV_TASKS="--retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue,multivalue,multivalue,multivalue"  # 1:2:6
 CONVERT="--arch=swan --window=$WINDOW"
 DISTILL="--distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
 declare -A SETTINGS=(
@@ -86,6 +94,9 @@ declare -A SETTINGS=(
     [swan-late-random-distill]="$CONVERT --nope_layers=pattern $LATE_MIX --retrieval_order=random $DISTILL"
     [swan-k16-distill]="$CONVERT --nope_layers=pattern $K16_MIX $DISTILL"
     [swan-spread-k16-distill]="$CONVERT --nope_layers=measured-spread $K16_MIX $DISTILL"
+    [swan-8k-k16-distill]="$CONVERT --nope_layers=pattern $K16_MIX $DISTILL --block_size=$((BLOCK * 4)) --batch_size=$((BATCH / 8))"
+    [swan-4n-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX $DISTILL"
+    [swan-4n-mv-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX $MV_TASKS $DISTILL"
 )
 NAMES=${NAMES:-swan-as-is control swan-late-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
@@ -130,16 +141,21 @@ done
 [ ${#missing[@]} -eq 0 ] || echo "not trained (see their logs), left out of the evaluation: ${missing[*]}" >&2
 loss=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$LENGTHS" --tail="$TAIL" --num_windows=16
       --out="${PREFIX}_loss" $EVAL_ARGS)
+# every position of 128 windows of BLOCK tokens, the same for every run: train.py's "val" measure,
+# but one that runs trained at another length (swan-8k-k16-distill) are scored on too
+val=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$BLOCK" --num_windows=128 --out="${PREFIX}_val" $EVAL_ARGS)
 needles=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$NEEDLE_LENGTHS" --task=retrieval --num_keys=4
          --trials=4 --out="${PREFIX}_retrieval" $EVAL_ARGS)
 if [ ${#SLOTS[@]} -ge 2 ]; then  # side by side, each on its GPU; the loss table first in the log
     CUDA_VISIBLE_DEVICES=${SLOTS[1]} "${needles[@]}" > "$RUNS/retrieval_eval.log" 2>&1 &
     CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${loss[@]}"
+    CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${val[@]}"
     wait $! || { echo "the retrieval evaluation failed; its log ($RUNS/retrieval_eval.log) ends:" >&2
                  tail -5 "$RUNS/retrieval_eval.log" >&2; exit 1; }
     cat "$RUNS/retrieval_eval.log"
 else
     CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${loss[@]}"
+    CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${val[@]}"
     CUDA_VISIBLE_DEVICES=${SLOTS[0]} "${needles[@]}"
 fi
 
