@@ -32,6 +32,8 @@
 #   swan-4n-mv-k16-distill  swan-4n-k16-distill with the tasks drawn 1:2:6 (passkey, multikey,
 #                  multivalue) instead of 1:2:2: 1.67x the multivalue examples (the retrieval
 #                  section's mv-k16)
+#   swan-4n-early-k16-distill  swan-4n-k16-distill with the mix from 20% of the steps instead of
+#                  half: 1.6x the needle examples
 #
 # then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k; and
 # every position of 128 windows of BLOCK tokens, a measure that runs trained at other lengths share) and
@@ -97,6 +99,7 @@ declare -A SETTINGS=(
     [swan-8k-k16-distill]="$CONVERT --nope_layers=pattern $K16_MIX $DISTILL --block_size=$((BLOCK * 4)) --batch_size=$((BATCH / 8))"
     [swan-4n-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX $DISTILL"
     [swan-4n-mv-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX $MV_TASKS $DISTILL"
+    [swan-4n-early-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX --retrieval_start=0.2 $DISTILL"
 )
 NAMES=${NAMES:-swan-as-is control swan-late-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
