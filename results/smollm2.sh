@@ -30,7 +30,7 @@
 #                  to 16 keys (multivalue's of up to 4 values), multivalue in a random order
 #   swan-spread-k16-distill  swan-k16-distill with the N layers of swan-spread-distill
 #   swan-8k-k16-distill  swan-k16-distill trained at 8k (a quarter of the batch: the same tokens),
-#                  SmolLM2's own context, so the teacher teaches every position
+#                  SmolLM2's own context, inside which the teacher (SmolLM2) was trained
 #   swan-4n-k16-distill  swan-k16-distill with 4 N layers instead of 8 (NSSSSSSS: 0, 8, 16, 24)
 #   swan-4n-mv-k16-distill  swan-4n-k16-distill with the tasks drawn 1:2:6 (passkey, multikey,
 #                  multivalue) instead of 1:2:2: 1.67x the multivalue examples (the retrieval
@@ -147,8 +147,8 @@ done
 [ ${#missing[@]} -eq 0 ] || echo "not trained (see their logs), left out of the evaluation: ${missing[*]}" >&2
 loss=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$LENGTHS" --tail="$TAIL" --num_windows=16
       --out="${PREFIX}_loss" $EVAL_ARGS)
-# every position of 128 windows of BLOCK tokens, the same for every run: train.py's "val" measure,
-# but one that runs trained at another length (swan-8k-k16-distill) are scored on too
+# every position of 128 windows of BLOCK tokens, the same for every run: train.py's kind of measure
+# (on windows of its own), but one that runs trained at another length (swan-8k-k16-distill) share
 val=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$BLOCK" --num_windows=128 --out="${PREFIX}_val" $EVAL_ARGS)
 needles=($PYTHON extrapolate.py "${runs[@]}" --data_dir="$DATA" --lengths="$NEEDLE_LENGTHS" --task=retrieval --num_keys=4
          --trials=4 --out="${PREFIX}_retrieval" $EVAL_ARGS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The call behind this folder: swan-k16-distill's recipe trained at 8k (SmolLM2's own context, so
-# the teacher teaches every position) and with 4 N layers instead of 8, beside the control trained
+# The call behind this folder: swan-k16-distill's recipe trained at 8k (SmolLM2's own context,
+# inside which the teacher was trained) and with 4 N layers instead of 8, beside the control trained
 # again, all on one H100, then smollm2.sh's evaluation of the four models (SmolLM2 as shipped too).
 cd "$(dirname "$0")/../../../.."  # the repository root
 date
