@@ -240,3 +240,12 @@ def check_out(prefix):
         raise SystemExit(f"error: --out={prefix}: cannot create {folder}: {e.strerror}")
     if not os.access(folder, os.W_OK):
         raise SystemExit(f"error: --out={prefix}: cannot write to {folder}")
+
+
+def run_color(i, n):
+    """The colour of the i-th of n runs in a figure: matplotlib's ten default colours, or, with
+    more than ten runs (where those would repeat), the dark then the light shades of tab20."""
+    import matplotlib
+    if n <= 10:
+        return f"C{i % 10}"
+    return matplotlib.colormaps["tab20"]((2 * i + (i // 10) % 2) % 20)

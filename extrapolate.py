@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from checkpoint import load_model, same_tokenizer, tokenizer_id, trained_tokenizer
 from common import (autocast_for, check_out, check_positive, parse_list, parse_settings, pick_device, progress,
-                    write_csv)
+                    run_color, write_csv)
 from data.prepare import DataError, load_meta, load_split
 from model import ARCHS
 import retrieval
@@ -356,7 +356,7 @@ def plot(curves, lengths, L, T_max, path):
     ax1, ax2 = axes[0][0], axes[0][-1]
     models = list(dict.fromkeys(c["model"] for c in curves))
     for i, c in enumerate(curves):  # a colour per run, a line style per scaling setting
-        color = f"C{models.index(c['model']) % 10}"
+        color = run_color(models.index(c["model"]), len(models))
         style = ["-", "--", ":", "-."][sum(d["model"] == c["model"] for d in curves[:i]) % 4]
         ax1.plot(lengths, [c["means"][T] for T in lengths], style, color=color, marker="o", ms=4, label=c["label"])
         if per_position:
@@ -378,9 +378,12 @@ def plot(curves, lengths, L, T_max, path):
         ax2.set(xlabel="context size (tokens seen)", title=f"loss by position at T={T_max} ({T_max / L:g}x L)")
     else:
         ax1.set_title("mean loss (each window's last tokens) vs eval length")
-    ax1.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    if len(curves) > 8:  # inside, the legend would cover the curves: it goes outside, on the right
+        axes[0][-1].legend(*ax1.get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax1.legend(fontsize=7)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # the canvas grows to hold a legend outside
     plt.close(fig)
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import autocast_for, parse_list, progress, write_csv
+from common import autocast_for, parse_list, progress, run_color, write_csv
 from data.prepare import DataError, load_tokenizer
 from data.tasks import DEFAULT_KEYS, TASKS, TaskMaker
 from scaling import setting_name, tune_base
@@ -261,7 +261,7 @@ def plot(rows, lengths, depths, L, path):
         settings = list(dict.fromkeys(r["setting"] for r in rows if r["run"] == run))
         for j, setting in enumerate(settings):
             accuracy = [mean_accuracy(rows, run=run, setting=setting, length=T) for T in lengths]
-            ax.plot(lengths, accuracy, ["-", "--", ":"][j % 3], color=f"C{i % 10}", marker="o", ms=3,
+            ax.plot(lengths, accuracy, ["-", "--", ":"][j % 3], color=run_color(i, len(runs)), marker="o", ms=3,
                     label=f"{run} {setting}")
     ax.set_xscale("log", base=2)
     ax.axvline(L, color="gray", lw=1, ls="--")

@@ -113,3 +113,11 @@ def test_default_outputs_go_to_the_run_folder_and_bench_out(tiny_args, tmp_path,
     assert sorted(os.listdir(tmp_path)) == ["run"]
     assert {"extrapolation.csv", "extrapolation.png"} <= set(os.listdir(run))
     assert bench.BenchConfig.out == "bench_out/bench" and "bench_out/\n" in open(os.path.join(ROOT, ".gitignore")).read()
+
+
+def test_run_color_keeps_the_default_colours_for_ten_runs_and_repeats_none_of_twenty():
+    from matplotlib.colors import to_rgba
+    assert [common.run_color(i, 10) for i in range(10)] == [f"C{i}" for i in range(10)]
+    colours = [to_rgba(common.run_color(i, 20)) for i in range(20)]
+    assert len(set(colours)) == 20
+    assert colours[0] == to_rgba(common.run_color(0, 11))  # the first run keeps tab20's darkest blue however many follow
