@@ -98,9 +98,11 @@ def test_ctrl_c_keeps_what_was_measured_and_exits_130(tmp_path, ctrl_c_when):
 def test_decode_backend_setting(tmp_path):
     # the Triton decoding kernel (Triton's interpreter on the CPU) beside the default torch path: the
     # CSV says which path each generation row decoded with; training rows leave it blank. On a GPU
-    # machine the interpreter is off (tests/conftest.py), so --cpu_smoke decodes with torch only there
+    # machine the interpreter is off (tests/conftest.py), so --cpu_smoke decodes with torch only there.
+    # One arch says what the column says; swat's decoding is the quickest in the interpreter (38 s
+    # against 54 s for swan on 2 cores), and the kernels' own tests cover the others
     for backend in ("triton", "torch") if os.environ.get("TRITON_INTERPRET") == "1" else ("torch",):
-        bench.main(["--cpu_smoke", "--archs=swan,swat", "--contexts=40", "--batches=2", "--train_lengths=64",
+        bench.main(["--cpu_smoke", "--archs=swat", "--contexts=40", "--batches=2", "--train_lengths=64",
                     f"--decode_backend={backend}", f"--out={tmp_path}/{backend}"])
         written = list(csv.DictReader(open(tmp_path / f"{backend}.csv")))
         assert {(r["part"], r["decode_backend"]) for r in written} == {("generate", backend), ("train", "")}
