@@ -247,5 +247,5 @@ def run_color(i, n):
     more than ten runs (where those would repeat), the dark then the light shades of tab20."""
     import matplotlib
     if n <= 10:
-        return f"C{i % 10}"
+        return f"C{i}"
     return matplotlib.colormaps["tab20"]((2 * i + (i // 10) % 2) % 20)

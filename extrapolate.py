@@ -380,7 +380,7 @@ def plot(curves, lengths, L, T_max, path):
         ax1.set_title("mean loss (each window's last tokens) vs eval length")
     fig.tight_layout()
     if len(curves) > 8:  # inside, the legend would cover the curves: it goes outside, on the right
-        axes[0][-1].legend(*ax1.get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax2.legend(*ax1.get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     else:
         ax1.legend(fontsize=7)
     fig.savefig(path, dpi=110, bbox_inches="tight")  # the canvas grows to hold a legend outside

@@ -81,6 +81,7 @@ LATE_MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --r
 K16_MIX="$LATE_MIX --retrieval_keys=16 --retrieval_values=4 --retrieval_order=random"  # the later flag wins
 MV_TASKS="--retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue,multivalue,multivalue,multivalue"  # 1:2:6
 CONVERT="--arch=swan --window=$WINDOW"
+FOUR_N="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS"  # N at layers 0, 8, 16, 24 of 30
 DISTILL="--distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
 declare -A SETTINGS=(
     [control]="--arch=gpt"
@@ -100,9 +101,9 @@ declare -A SETTINGS=(
     [swan-k16-distill]="$CONVERT --nope_layers=pattern $K16_MIX $DISTILL"
     [swan-spread-k16-distill]="$CONVERT --nope_layers=measured-spread $K16_MIX $DISTILL"
     [swan-8k-k16-distill]="$CONVERT --nope_layers=pattern $K16_MIX $DISTILL --block_size=$((BLOCK * 4)) --batch_size=$((BATCH / 8))"
-    [swan-4n-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX $DISTILL"
-    [swan-4n-mv-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX $MV_TASKS $DISTILL"
-    [swan-4n-early-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS $K16_MIX --retrieval_start=0.2 $DISTILL"
+    [swan-4n-k16-distill]="$FOUR_N $K16_MIX $DISTILL"
+    [swan-4n-mv-k16-distill]="$FOUR_N $K16_MIX $MV_TASKS $DISTILL"
+    [swan-4n-early-k16-distill]="$FOUR_N $K16_MIX --retrieval_start=0.2 $DISTILL"
 )
 NAMES=${NAMES:-swan-as-is control swan-4n-early-k16-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
