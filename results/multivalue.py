@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from common import check_out, write_csv  # noqa: E402
 
 COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange", "more": "tab:red", "more8": "tab:purple",
-          "k8": "tab:brown", "more-k8": "tab:pink", "k16": "tab:olive", "more-k16": "tab:cyan", "mv-k16": "black"}
+          "k8": "tab:brown", "more-k8": "tab:pink", "k16": "tab:olive", "more-k16": "tab:cyan", "mv-k16": "black",
+          "k16-snss": "tab:blue", "k16-ssns": "tab:red"}
 STYLES = ["-", "--", ":", "-."]  # by training steps, in increasing order
 
 

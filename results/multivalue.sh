@@ -23,6 +23,10 @@
 #   mv-k16   k16 with two thirds of the tasks multivalue (passkey, multikey, multivalue drawn 1:2:6,
 #            not 1:2:2): 1.67 times the multivalue examples with the same share of task sequences
 #            as k16, where more also had more task sequences (and cost 0.07 nats of val loss)
+#   k16-snss k16 with the N layers at 1 and 5 (--layer_pattern=SNSS), not 0 and 4: an N layer at
+#            the bottom sees only token embeddings, so the paper's pattern leaves one N layer to
+#            match a question to its needles; here both N layers read windowed layers' output
+#   k16-ssns k16 with the N layers at 2 and 6 (--layer_pattern=SSNS)
 #
 # The evaluation's examples are in the "and" form, in the needles' order; an answer in another
 # form or order counts through the any-order rule (greedy decoding, the first V numbers as a set).
@@ -62,6 +66,8 @@ declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retriev
                  [more-k8]="$MORE --retrieval_keys=8 --retrieval_values=4"
                  [k16]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4"
                  [more-k16]="$MORE --retrieval_keys=16 --retrieval_values=4"
+                 [k16-snss]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4 --layer_pattern=SNSS"
+                 [k16-ssns]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4 --layer_pattern=SSNS"
                  [mv-k16]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4 \
 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue,multivalue,multivalue,multivalue")
 names=()
