@@ -9,9 +9,9 @@
 #   swan-text      the same, trained on text only
 #   swan-mix       the same with the needle tasks in 19% of the sequences (train.py --retrieval)
 #   swan-pattern-distill   swan-mix plus a KL term to the original model's logits (--distill_from)
-#   swan-4n-early-k16-distill  the recipe: swan-pattern-distill with 4 N layers (0, 8, 16, 24) and
-#                  retrieval.sh's mix from 20% of the steps on: half the sequences are needle tasks
-#                  (1:2:2 passkey, multikey of up to 16 keys, multivalue in a random order),
+#   swan-4n-up-early-k16-distill  the recipe: swan-pattern-distill with 4 N layers (4, 12, 20, 28)
+#                  and retrieval.sh's mix from 20% of the steps on: half the sequences are needle
+#                  tasks (1:2:2 passkey, multikey of up to 16 keys, multivalue in a random order),
 #                  answers weighed 10x; the README has how each run did
 #
 # and, with NAMES, the study:
@@ -35,8 +35,10 @@
 #   swan-4n-mv-k16-distill  swan-4n-k16-distill with the tasks drawn 1:2:6 (passkey, multikey,
 #                  multivalue) instead of 1:2:2: 1.67x the multivalue examples (the retrieval
 #                  section's mv-k16)
-#   (swan-4n-early-k16-distill, the recipe above, is swan-4n-k16-distill with the mix from 20% of
-#                  the steps instead of half: 1.6x the needle examples)
+#   swan-4n-early-k16-distill  swan-4n-k16-distill with the mix from 20% of the steps instead of
+#                  half: 1.6x the needle examples
+#   (swan-4n-up-early-k16-distill, the recipe above, is swan-4n-early-k16-distill with its 4 N
+#                  layers half a group up, SSSSNSSS: no N layer at the bottom of the stack)
 #
 # then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k; and
 # every position of 128 windows of BLOCK tokens, a measure that runs trained at other lengths share) and
@@ -104,8 +106,9 @@ declare -A SETTINGS=(
     [swan-4n-k16-distill]="$FOUR_N $K16_MIX $DISTILL"
     [swan-4n-mv-k16-distill]="$FOUR_N $K16_MIX $MV_TASKS $DISTILL"
     [swan-4n-early-k16-distill]="$FOUR_N $K16_MIX --retrieval_start=0.2 $DISTILL"
+    [swan-4n-up-early-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=SSSSNSSS $K16_MIX --retrieval_start=0.2 $DISTILL"
 )
-NAMES=${NAMES:-swan-as-is control swan-4n-early-k16-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
+NAMES=${NAMES:-swan-as-is control swan-4n-up-early-k16-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
     [ -n "${SETTINGS[$name]+set}" ] || { echo "error: NAMES: unknown run $name; the runs are ${!SETTINGS[*]}" >&2; exit 1; }
 done
