@@ -61,15 +61,15 @@ TUNE=${TUNE---tune_scale}
 source "$(dirname "$0")/gpus.sh"  # on_next_gpu, wait_all: side by side over the GPUs (GPUS)
 MIX="--retrieval=0.5 --retrieval_start=0.5 --retrieval_answer_weight=10 --retrieval_keys=4 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue"
 MORE="--retrieval_order=random --retrieval=0.6 --retrieval_start=0.25 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue"
+K16="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4"  # retrieval.sh's mix beyond MIX
 declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retrieval_order=random" [more]="$MORE"
                  [more8]="$MORE --retrieval_keys=8" [k8]="--retrieval_order=random --retrieval_keys=8 --retrieval_values=4"
                  [more-k8]="$MORE --retrieval_keys=8 --retrieval_values=4"
-                 [k16]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4"
+                 [k16]="$K16"
                  [more-k16]="$MORE --retrieval_keys=16 --retrieval_values=4"
-                 [k16-snss]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4 --layer_pattern=SNSS"
-                 [k16-ssns]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4 --layer_pattern=SSNS"
-                 [mv-k16]="--retrieval_order=random --retrieval_keys=16 --retrieval_values=4 \
---retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue,multivalue,multivalue,multivalue")
+                 [k16-snss]="$K16 --layer_pattern=SNSS"
+                 [k16-ssns]="$K16 --layer_pattern=SSNS"
+                 [mv-k16]="$K16 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue,multivalue,multivalue,multivalue")
 names=()
 for seed in $SEEDS; do for variant in $VARIANTS; do
     [ -n "${FORM[$variant]+set}" ] || { echo "error: VARIANTS: unknown variant $variant; the variants are ${!FORM[*]}" >&2; exit 1; }

@@ -22,7 +22,9 @@ POINTERS_F32 = ("LSE", "DELTA", "SLOPES")
 SIZES = ("H", "G", "Tq", "Tk", "W")
 
 
-def compile_kernel(kernel, D, tile, alibi, sigmoid):
+def compile_sm90(kernel, D, tile, alibi, sigmoid):
+    """The kernel compiled for sm_90 with these constants and (BM, BN, warps, stages), its
+    arguments typed and specialised as at run time with bf16 tensors."""
     names = kernel.arg_names
     consts = {"D": D, "BM": tile[0], "BN": tile[1], "HAS_ALIBI": alibi, "SIGMOID": sigmoid}
     signature, attrs = {}, {}
@@ -40,7 +42,12 @@ def compile_kernel(kernel, D, tile, alibi, sigmoid):
                 attrs[(i,)] = [["tt.divisibility", 16]]
     src = ASTSource(fn=kernel, signature=signature, constexprs={(names.index(k),): v for k, v in consts.items()},
                     attrs=attrs)
-    compiled = triton.compile(src, target=GPUTarget("cuda", 90, 128), options={"num_warps": tile[2], "num_stages": tile[3]})
+    return triton.compile(src, target=GPUTarget("cuda", 90, 128), options={"num_warps": tile[2], "num_stages": tile[3]})
+
+
+def compile_kernel(kernel, D, tile, alibi, sigmoid):
+    """(registers, spill stores) of the kernel compiled for sm_90, as ptxas reports them."""
+    compiled = compile_sm90(kernel, D, tile, alibi, sigmoid)
     ptxas = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "ptxas-blackwell")
     with tempfile.NamedTemporaryFile("w", suffix=".ptx", delete=False) as f:
         f.write(compiled.asm["ptx"])

@@ -9,7 +9,7 @@ Compiles the forward (d = 128, tiles (64, 64, 4, 3)) and the dK/dV pass (d = 64,
 softmax, with the installed Triton (the log's first line names it; the GPU runs used 3.6.0), and
 prints the loop's matrix products and their waits, the asynchronous copies, and the count of
 warp-specialised partitions when the forward's loop asks for them (tl.range(...,
-warp_specialize=True)). Uses registers.py's signature builder from the one_loop folder.
+warp_specialize=True)). Compiles through registers.py's compile_sm90 (the one_loop folder).
 """
 import os
 import re
@@ -19,9 +19,7 @@ import types
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "one_loop"))
 import triton  # noqa: E402
-from registers import POINTERS_F32, SIZES  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
+from registers import compile_sm90  # noqa: E402
 
 LOOP = "    for n0 in range(lo, hi, BN):"  # the forward's is the first after "def _fwd_inner"
 
@@ -37,25 +35,7 @@ def load(src, name):
 
 
 def ttgir(kernel, D, tile):
-    names = kernel.arg_names
-    consts = {"D": D, "BM": tile[0], "BN": tile[1], "HAS_ALIBI": False, "SIGMOID": False}
-    signature, attrs = {}, {}
-    for i, n in enumerate(names):
-        if n in consts:
-            signature[n] = "constexpr"
-        elif n in POINTERS_F32 or (n[0].isupper() and n not in SIZES):
-            signature[n] = "*fp32" if n in POINTERS_F32 else "*bf16"
-            attrs[(i,)] = [["tt.divisibility", 16]]
-        elif n in ("qk_scale", "scale"):
-            signature[n] = "fp32"
-        else:
-            signature[n] = "i32"
-            if n not in SIZES:
-                attrs[(i,)] = [["tt.divisibility", 16]]
-    src = ASTSource(fn=kernel, signature=signature, constexprs={(names.index(k),): v for k, v in consts.items()},
-                    attrs=attrs)
-    compiled = triton.compile(src, target=GPUTarget("cuda", 90, 128), options={"num_warps": tile[2], "num_stages": tile[3]})
-    return compiled.asm["ttgir"]
+    return compile_sm90(kernel, D, tile, alibi=False, sigmoid=False).asm["ttgir"]
 
 
 def show(title, ir):
