@@ -24,7 +24,7 @@ from common import check_out, write_csv  # noqa: E402
 
 COLORS = {"and": "tab:blue", "commas": "tab:green", "random": "tab:orange", "more": "tab:red", "more8": "tab:purple",
           "k8": "tab:brown", "more-k8": "tab:pink", "k16": "tab:olive", "more-k16": "tab:cyan", "mv-k16": "black",
-          "k16-snss": "tab:gray", "k16-ssns": "navy"}
+          "k16-snss": "tab:gray", "k16-ssns": "navy", "k16-16x512": "tab:green", "k16-12x768": "tab:purple"}
 STYLES = ["-", "--", ":", "-."]  # by training steps, in increasing order
 
 

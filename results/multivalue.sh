@@ -27,6 +27,9 @@
 #            the bottom sees only token embeddings, so the paper's pattern leaves one N layer to
 #            match a question to its needles; here both N layers read windowed layers' output
 #   k16-ssns k16 with the N layers at 2 and 6 (--layer_pattern=SSNS)
+#   k16-16x512  k16 in a model twice as deep (16 layers of 512, N at 0, 4, 8, 12: 54M parameters)
+#   k16-12x768  k16 in a model 12 layers x 768 wide, 12 heads (N at 0, 4, 8; 91M parameters, 3.4 times the
+#            headline's compute per token): is multivalue's ceiling the model's size?
 #
 # The evaluation's examples are in the "and" form, in the needles' order; an answer in another
 # form or order counts through the any-order rule (greedy decoding, the first V numbers as a set).
@@ -69,6 +72,8 @@ declare -A FORM=([and]="" [commas]="--retrieval_list=commas" [random]="--retriev
                  [more-k16]="$MORE --retrieval_keys=16 --retrieval_values=4"
                  [k16-snss]="$K16 --layer_pattern=SNSS"
                  [k16-ssns]="$K16 --layer_pattern=SSNS"
+                 [k16-16x512]="$K16 --n_layer=16"
+                 [k16-12x768]="$K16 --n_layer=12 --n_head=12 --n_embd=768"
                  [mv-k16]="$K16 --retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,multivalue,multivalue,multivalue,multivalue")
 names=()
 for seed in $SEEDS; do for variant in $VARIANTS; do

@@ -9,7 +9,10 @@ Compiles the forward (d = 128, tiles (64, 64, 4, 3)) and the dK/dV pass (d = 64,
 softmax, with the installed Triton (the log's first line names it; the GPU runs used 3.6.0), and
 prints the loop's matrix products and their waits, the asynchronous copies, and the count of
 warp-specialised partitions when the forward's loop asks for them (tl.range(...,
-warp_specialize=True)). Compiles through registers.py's compile_sm90 (the one_loop folder).
+warp_specialize=True)). Last, the forward with its loop pipelined by hand (NEXT_QK below): the
+next block's q k^T issued before this block's softmax, so that the product could run while the
+softmax does, if Triton left it in flight. Compiles through registers.py's compile_sm90 (the
+one_loop folder).
 """
 import os
 import re
@@ -22,6 +25,35 @@ import triton  # noqa: E402
 from registers import compile_sm90  # noqa: E402
 
 LOOP = "    for n0 in range(lo, hi, BN):"  # the forward's is the first after "def _fwd_inner"
+
+# _fwd_inner (softmax, no ALiBi) with the next key block's logits computed before this block's
+# softmax: s_next is carried to the next iteration, which is where it is first used.
+NEXT_QK = '''@triton.jit
+def _fwd_inner(acc, m_i, l_i, q, K, V, skt, svt, fi, offs_d, lo, mid, mid_end, hi, Tk, W, qk_scale, slope,
+               BN: tl.constexpr, HAS_ALIBI: tl.constexpr, SIGMOID: tl.constexpr):
+    k = _load_rows(K, lo + tl.arange(0, BN), skt, offs_d, Tk)
+    s = tl.dot(q, tl.trans(k), input_precision="ieee")
+    for n0 in range(lo, hi, BN):
+        offs_j = n0 + tl.arange(0, BN)
+        v = _load_rows(V, offs_j, svt, offs_d, Tk)
+        k_next = _load_rows(K, offs_j + BN, skt, offs_d, tl.minimum(hi, Tk))
+        s_next = tl.dot(q, tl.trans(k_next), input_precision="ieee")
+        p = s * qk_scale
+        if (n0 < mid) | (n0 >= mid_end):
+            dist = fi[:, None] - offs_j[None, :].to(tl.float32)
+            p = tl.where((dist >= 0) & (dist < W), p, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(p, 1))
+        p = tl.exp2(p - m_new[:, None])
+        alpha = tl.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        acc = acc * alpha[:, None]
+        m_i = m_new
+        acc = tl.dot(p.to(v.dtype), v, acc, input_precision="ieee")
+        s = s_next
+    return acc, m_i, l_i
+
+
+'''
 
 
 def load(src, name):
@@ -61,6 +93,10 @@ def main(path):
     print(f"\n_attn_fwd with tl.range(..., warp_specialize=True): tt.warp_specialize attributes "
           f"{ir.count('tt.warp_specialize')}, ttg.warp_specialize ops {ir.count('ttg.warp_specialize(')}, "
           f"partitions {ir.count('partition')}")
+    start, end = src.index("@triton.jit\ndef _fwd_inner"), src.index("@_jit_kernel\ndef _attn_fwd")
+    piped = load(src[:start] + NEXT_QK + src[end:], "next_qk")
+    show("_attn_fwd pipelined by hand (the next block's q k^T before this block's softmax), D = 128, (64, 64, 4, 3)",
+         ttgir(piped._attn_fwd, 128, (64, 64, 4, 3)))
 
 
 if __name__ == "__main__":
