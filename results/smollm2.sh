@@ -39,6 +39,8 @@
 #                  half: 1.6x the needle examples
 #   (swan-4n-up-early-k16-distill, the recipe above, is swan-4n-early-k16-distill with its 4 N
 #                  layers half a group up, SSSSNSSS: no N layer at the bottom of the stack)
+#   swan-4n-up-early-k16-distill-w1024  the recipe with windows of 1024 instead of 512: the
+#                  window layers see half of a 2k training window instead of a quarter
 #
 # then every model's loss (the same last 512 tokens of 16 windows at every length, 2k ... 64k; and
 # every position of 128 windows of BLOCK tokens, a measure that runs trained at other lengths share) and
@@ -107,6 +109,7 @@ declare -A SETTINGS=(
     [swan-4n-mv-k16-distill]="$FOUR_N $K16_MIX $MV_TASKS $DISTILL"
     [swan-4n-early-k16-distill]="$FOUR_N $K16_MIX --retrieval_start=0.2 $DISTILL"
     [swan-4n-up-early-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=SSSSNSSS $K16_MIX --retrieval_start=0.2 $DISTILL"
+    [swan-4n-up-early-k16-distill-w1024]="$CONVERT --nope_layers=pattern --layer_pattern=SSSSNSSS $K16_MIX --retrieval_start=0.2 $DISTILL --window=1024"
 )
 NAMES=${NAMES:-swan-as-is control swan-4n-up-early-k16-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
