@@ -28,8 +28,8 @@
 #            match a question to its needles; here both N layers read windowed layers' output
 #   k16-ssns k16 with the N layers at 2 and 6 (--layer_pattern=SSNS)
 #   k16-16x512  k16 in a model twice as deep (16 layers of 512, N at 0, 4, 8, 12: 54M parameters)
-#   k16-12x768  k16 in a model 12 layers x 768 wide, 12 heads (N at 0, 4, 8; 91M parameters, 3.4 times the
-#            headline's compute per token): is multivalue's ceiling the model's size?
+#   k16-12x768  k16 in a model 12 layers x 768 wide, 12 heads (N at 0, 4, 8; 91M parameters, 3.1 times the
+#            headline's): is multivalue's ceiling the model's size?
 #
 # The evaluation's examples are in the "and" form, in the needles' order; an answer in another
 # form or order counts through the any-order rule (greedy decoding, the first V numbers as a set).

