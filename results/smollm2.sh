@@ -87,6 +87,7 @@ MV_TASKS="--retrieval_tasks=passkey,multikey,multikey,multivalue,multivalue,mult
 CONVERT="--arch=swan --window=$WINDOW"
 FOUR_N="$CONVERT --nope_layers=pattern --layer_pattern=NSSSSSSS"  # N at layers 0, 8, 16, 24 of 30
 DISTILL="--distill_from=$RUNS/smollm2 --batch_size=$((BATCH / 2)) --grad_accum=2"
+RECIPE="$CONVERT --nope_layers=pattern --layer_pattern=SSSSNSSS $K16_MIX --retrieval_start=0.2 $DISTILL"  # swan-4n-up-early-k16-distill
 declare -A SETTINGS=(
     [control]="--arch=gpt"
     [swan-as-is]="$CONVERT --nope_layers=pattern --max_iters=0"
@@ -108,8 +109,8 @@ declare -A SETTINGS=(
     [swan-4n-k16-distill]="$FOUR_N $K16_MIX $DISTILL"
     [swan-4n-mv-k16-distill]="$FOUR_N $K16_MIX $MV_TASKS $DISTILL"
     [swan-4n-early-k16-distill]="$FOUR_N $K16_MIX --retrieval_start=0.2 $DISTILL"
-    [swan-4n-up-early-k16-distill]="$CONVERT --nope_layers=pattern --layer_pattern=SSSSNSSS $K16_MIX --retrieval_start=0.2 $DISTILL"
-    [swan-4n-up-early-k16-distill-w1024]="$CONVERT --nope_layers=pattern --layer_pattern=SSSSNSSS $K16_MIX --retrieval_start=0.2 $DISTILL --window=1024"
+    [swan-4n-up-early-k16-distill]="$RECIPE"
+    [swan-4n-up-early-k16-distill-w1024]="$RECIPE --window=1024"
 )
 NAMES=${NAMES:-swan-as-is control swan-4n-up-early-k16-distill swan-pattern-distill swan-text swan-mix}  # in this order, as many at a time as GPUS names
 for name in $NAMES; do
